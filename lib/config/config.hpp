@@ -1,0 +1,158 @@
+// tokenlb configuration: conf/tokenlb.toml -> typed, validated structs.
+//
+// Every key is declared exactly once (name, type, default, bounds, doc) in config.cpp's key
+// table; the loader, the validator, `tokenlb --check-config` and docs/config.md all come from
+// that table. Config loading runs on the control plane and may throw; workers only ever see the
+// resulting immutable structs.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tlb::config {
+
+// Thrown for any invalid configuration. what() is one line naming file, line, key and the problem:
+//   "conf/x.toml:12: backends[1].address: '10.0.0.300:80' is not a valid IPv4 address:port"
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Ipv4Prefix {
+    uint32_t addr = 0;  // host byte order
+    uint8_t prefix_len = 32;
+};
+
+struct Endpoint {
+    uint32_t addr = 0;  // host byte order
+    uint16_t port = 0;
+};
+
+struct Eal {
+    std::vector<std::string> args;  // extra EAL args, default {"--no-huge", "-m", "1024", "--no-pci"}
+    std::string lcores;             // e.g. "0-1"; empty: let the app choose (main + 1 worker)
+};
+
+enum class PortRole { Client, Backend };
+
+struct Port {
+    std::string name;     // unique
+    std::string device;   // PCI address ("0000:3b:00.0") or vdev spec ("net_af_packet0,iface=veth0")
+    PortRole role = PortRole::Client;
+    Ipv4Prefix address;   // appliance address on this port
+    uint32_t gateway = 0; // optional next hop (host order), 0 = none
+    uint16_t rx_queues = 1;
+    uint16_t tx_queues = 1;
+    uint16_t rx_desc = 1024;
+    uint16_t tx_desc = 1024;
+    uint16_t mtu = 1500;
+    uint32_t mbufs = 16383;  // mempool size for this port
+};
+
+struct Vip {
+    uint32_t address = 0;  // host order
+    uint16_t port = 80;
+};
+
+struct BackendProfile {
+    // Static profile used by routing before anything is learned.
+    double prefill_tokens_per_s = 10000.0;
+    double decode_tokens_per_s = 50.0;      // per sequence at batch size 1
+    double decode_batch_slowdown = 0.01;    // fractional per-sequence slowdown per extra running seq
+    uint32_t max_batch = 256;
+    double cost_per_mtok = 1.0;             // cost units per million tokens
+};
+
+struct Backend {
+    std::string name;                 // unique
+    Endpoint address;
+    std::vector<std::string> models;  // non-empty
+    std::vector<std::string> tags;    // capability tags, e.g. "code", "long-context"
+    std::string trust_zone = "default";
+    uint32_t max_context = 8192;      // tokens
+    std::string profile_name;         // optional: a conf/profiles/<name>.toml this backend emulates
+    BackendProfile profile;
+    uint32_t weight = 100;
+    std::string metrics_url;          // optional "http://host:port/metrics"
+};
+
+struct ModelAlias {
+    std::string name;                 // e.g. "auto"
+    std::vector<std::string> candidates;
+};
+
+struct Policy {
+    std::string name = "token_aware";  // round_robin|random|least_requests|power_of_two|least_tokens|prefix_hash|token_aware
+    std::string objective = "ttft";    // ttft|e2e|cost
+    double latency_budget_s = 10.0;    // for objective=cost
+    double prefix_bonus = 1.0;         // weight of the prefix-cache bonus
+    uint32_t max_attempts = 3;         // send attempts per request (retries on failure/429/503)
+    uint32_t prefix_block_bytes = 256; // prefix fingerprint block size
+    std::vector<ModelAlias> aliases;
+};
+
+struct Limits {
+    uint32_t max_header_bytes = 16384;
+    uint32_t max_headers = 64;
+    uint64_t max_body_bytes = 8u << 20;
+    uint32_t header_timeout_ms = 10000;
+    uint32_t body_timeout_ms = 30000;
+    uint32_t keepalive_timeout_ms = 60000;
+    uint32_t backend_connect_timeout_ms = 1000;
+    uint32_t first_byte_timeout_ms = 60000;
+    uint32_t max_flows = 65536;          // per worker
+    uint32_t max_ooo_segments = 16;      // out-of-order segments held per connection
+    uint32_t pool_prewarm = 2;           // backend connections opened per worker and backend at start
+    uint32_t pool_max = 256;             // per worker and backend
+};
+
+struct Telemetry {
+    Endpoint metrics_listen;             // Prometheus endpoint, default 127.0.0.1:9100
+    std::string access_log = "";         // "" = off, "-" = stdout, else a file path
+    bool backend_header = false;         // add x-tokenlb-backend to responses
+    uint32_t scrape_interval_ms = 1000;  // backends' /metrics polling
+    std::string scoreboard_shm = "/tokenlb-scoreboard";
+};
+
+struct Dataplane {
+    uint32_t workers = 1;
+    bool idle_backoff = true;            // sleep after many empty polls (lab/CI); off on dedicated cores
+    uint32_t idle_polls_before_sleep = 1024;
+    uint32_t idle_sleep_us = 100;
+    uint32_t burst = 32;
+};
+
+struct Tokens {
+    std::string calibration = "";        // path to a conf/tokenizers/*.toml; "" = built-in default
+    std::string rules_dir = "conf/rules";
+};
+
+struct Config {
+    std::string source;                  // file it was loaded from
+    Eal eal;
+    std::vector<Port> ports;
+    Vip vip;
+    std::vector<Backend> backends;
+    Policy policy;
+    Limits limits;
+    Telemetry telemetry;
+    Dataplane dataplane;
+    Tokens tokens;
+};
+
+// Parse and validate a TOML file. Throws ConfigError.
+Config load_file(const std::string& path);
+// Parse and validate TOML text; `name` is used in error messages. Throws ConfigError.
+Config load_string(const std::string& text, const std::string& name = "<string>");
+// The effective config (all defaults filled in) as TOML text.
+std::string to_toml(const Config& cfg);
+// Reference documentation of every key (Markdown), generated from the key declarations.
+std::string reference_markdown();
+
+// Helpers shared with other components.
+std::string ipv4_to_string(uint32_t host_order_addr);
+bool parse_ipv4(const std::string& s, uint32_t& host_order_addr);
+
+}  // namespace tlb::config

@@ -23,16 +23,19 @@ public:
 struct Ipv4Prefix {
     uint32_t addr = 0;  // host byte order
     uint8_t prefix_len = 32;
+    bool operator==(const Ipv4Prefix&) const = default;
 };
 
 struct Endpoint {
     uint32_t addr = 0;  // host byte order
     uint16_t port = 0;
+    bool operator==(const Endpoint&) const = default;
 };
 
 struct Eal {
-    std::vector<std::string> args;  // extra EAL args, default {"--no-huge", "-m", "1024", "--no-pci"}
+    std::vector<std::string> args = {"--no-huge", "-m", "1024", "--no-pci"};  // extra EAL args
     std::string lcores;             // e.g. "0-1"; empty: let the app choose (main + 1 worker)
+    bool operator==(const Eal&) const = default;
 };
 
 enum class PortRole { Client, Backend };
@@ -49,11 +52,13 @@ struct Port {
     uint16_t tx_desc = 1024;
     uint16_t mtu = 1500;
     uint32_t mbufs = 16383;  // mempool size for this port
+    bool operator==(const Port&) const = default;
 };
 
 struct Vip {
     uint32_t address = 0;  // host order
     uint16_t port = 80;
+    bool operator==(const Vip&) const = default;
 };
 
 struct BackendProfile {
@@ -63,6 +68,7 @@ struct BackendProfile {
     double decode_batch_slowdown = 0.01;    // fractional per-sequence slowdown per extra running seq
     uint32_t max_batch = 256;
     double cost_per_mtok = 1.0;             // cost units per million tokens
+    bool operator==(const BackendProfile&) const = default;
 };
 
 struct Backend {
@@ -76,11 +82,13 @@ struct Backend {
     BackendProfile profile;
     uint32_t weight = 100;
     std::string metrics_url;          // optional "http://host:port/metrics"
+    bool operator==(const Backend&) const = default;
 };
 
 struct ModelAlias {
     std::string name;                 // e.g. "auto"
-    std::vector<std::string> candidates;
+    std::vector<std::string> candidates;  // non-empty; each a model served by some backend
+    bool operator==(const ModelAlias&) const = default;
 };
 
 struct Policy {
@@ -90,7 +98,10 @@ struct Policy {
     double prefix_bonus = 1.0;         // weight of the prefix-cache bonus
     uint32_t max_attempts = 3;         // send attempts per request (retries on failure/429/503)
     uint32_t prefix_block_bytes = 256; // prefix fingerprint block size
+    uint32_t default_output_tokens = 256; // expected output length before anything is learned
+                                          // (used as min(max_tokens, this) when max_tokens is absent too)
     std::vector<ModelAlias> aliases;
+    bool operator==(const Policy&) const = default;
 };
 
 struct Limits {
@@ -106,6 +117,7 @@ struct Limits {
     uint32_t max_ooo_segments = 16;      // out-of-order segments held per connection
     uint32_t pool_prewarm = 2;           // backend connections opened per worker and backend at start
     uint32_t pool_max = 256;             // per worker and backend
+    bool operator==(const Limits&) const = default;
 };
 
 struct Telemetry {
@@ -114,6 +126,7 @@ struct Telemetry {
     bool backend_header = false;         // add x-tokenlb-backend to responses
     uint32_t scrape_interval_ms = 1000;  // backends' /metrics polling
     std::string scoreboard_shm = "/tokenlb-scoreboard";
+    bool operator==(const Telemetry&) const = default;
 };
 
 struct Dataplane {
@@ -122,11 +135,13 @@ struct Dataplane {
     uint32_t idle_polls_before_sleep = 1024;
     uint32_t idle_sleep_us = 100;
     uint32_t burst = 32;
+    bool operator==(const Dataplane&) const = default;
 };
 
 struct Tokens {
     std::string calibration = "";        // path to a conf/tokenizers/*.toml; "" = built-in default
     std::string rules_dir = "conf/rules";
+    bool operator==(const Tokens&) const = default;
 };
 
 struct Config {
@@ -140,6 +155,8 @@ struct Config {
     Telemetry telemetry;
     Dataplane dataplane;
     Tokens tokens;
+    // Compares every field including `source`.
+    bool operator==(const Config&) const = default;
 };
 
 // Parse and validate a TOML file. Throws ConfigError.
@@ -153,6 +170,17 @@ std::string reference_markdown();
 
 // Helpers shared with other components.
 std::string ipv4_to_string(uint32_t host_order_addr);
+// Strict dotted quad: four decimal octets, no leading zeros, no spaces.
 bool parse_ipv4(const std::string& s, uint32_t& host_order_addr);
+// "a.b.c.d/len", len in [1, 32]; host bits may be set (it is an interface address).
+bool parse_ipv4_prefix(const std::string& s, Ipv4Prefix& out);
+std::string prefix_to_string(const Ipv4Prefix& p);
+// "a.b.c.d:port", port in [1, 65535].
+bool parse_endpoint(const std::string& s, Endpoint& out);
+std::string endpoint_to_string(const Endpoint& e);
+// True when `host_order_addr` is inside the subnet of `p`.
+bool prefix_contains(const Ipv4Prefix& p, uint32_t host_order_addr);
+// True when a port's device is a vdev spec ("net_<driver>…"), false for a PCI address.
+bool is_vdev(const Port& p);
 
 }  // namespace tlb::config

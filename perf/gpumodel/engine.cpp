@@ -52,7 +52,9 @@ struct Engine::Impl {
   std::vector<Req*> running;  // admission order
   std::vector<Req*> spare;
   std::vector<Sched> sched;
-  bool busy = false;
+  bool busy = false;     // a step is planned or running
+  bool pending = false;  // the next step starts at step_start but is not planned yet
+  double step_start = 0;
   double step_end = NEVER;
   double last_now = 0;
 
@@ -229,7 +231,9 @@ struct Engine::Impl {
   }
 
   // ---- steps --------------------------------------------------------------------------------
-  void start_step(double t) {
+  void plan_step() {
+    const double t = step_start;
+    pending = false;
     sched.clear();
     uint32_t budget = p.max_num_batched_tokens;
     bool preempted = false;
@@ -287,7 +291,7 @@ struct Engine::Impl {
       r->sched = static_cast<int32_t>(sched.size());
       sched.push_back({r, k, true});
     }
-    if (sched.empty()) {
+    if (sched.empty()) {  // cannot happen with validated requests; never spin
       busy = false;
       step_end = NEVER;
       return;
@@ -359,13 +363,34 @@ struct Engine::Impl {
     }
     sched.clear();
     busy = false;
-    if (!running.empty() || !waiting.empty()) start_step(t);
-    else step_end = NEVER;
+    step_end = NEVER;
+    if (!running.empty() || !waiting.empty()) open_step(t);
   }
 
-  void advance(double now) {
+  // The next step starts at t; it is planned lazily so that requests submitted at exactly t
+  // (same instant as the previous step's end, or several submits at one instant on an idle
+  // engine) join it.
+  void open_step(double t) {
+    busy = true;
+    pending = true;
+    step_start = t;
+    step_end = NEVER;
+  }
+
+  // inclusive: plan a pending step starting exactly at `now` too (advance); submit/abort use
+  // exclusive so work arriving at the step's start instant is part of it.
+  void run_until(double now, bool inclusive) {
     if (now > last_now) last_now = now;
-    while (busy && step_end <= now) finish_step();
+    while (busy) {
+      if (pending) {
+        if (step_start < now || (inclusive && step_start <= now)) plan_step();
+        else break;
+      } else if (step_end <= now) {
+        finish_step();
+      } else {
+        break;
+      }
+    }
   }
 };
 
@@ -377,7 +402,7 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 
 SubmitResult Engine::submit(const Request& rq, double now) {
   Impl& m = *_impl;
-  m.advance(now);
+  m.run_until(now, false);
   if (rq.prompt_tokens == 0 || rq.output_tokens == 0) {
     ++m.c.rejected;
     return SubmitResult::INVALID;
@@ -414,13 +439,13 @@ SubmitResult Engine::submit(const Request& rq, double now) {
   m.live.emplace(rq.id, r);
   m.waiting.push_back(r);
   ++m.c.submitted;
-  if (!m.busy) m.start_step(now);
+  if (!m.busy) m.open_step(now);
   return SubmitResult::OK;
 }
 
 bool Engine::abort(uint64_t id, double now) {
   Impl& m = *_impl;
-  m.advance(now);
+  m.run_until(now, false);
   auto it = m.live.find(id);
   if (it == m.live.end()) return false;
   Impl::Req* r = it->second;
@@ -442,8 +467,11 @@ bool Engine::abort(uint64_t id, double now) {
   return true;
 }
 
-void Engine::advance(double now) { _impl->advance(now); }
-double Engine::next_event_time() const { return _impl->busy ? _impl->step_end : NEVER; }
+void Engine::advance(double now) { _impl->run_until(now, true); }
+double Engine::next_event_time() const {
+  if (!_impl->busy) return NEVER;
+  return _impl->pending ? _impl->step_start : _impl->step_end;
+}
 const Profile& Engine::profile() const { return _impl->p; }
 const Counters& Engine::counters() const { return _impl->c; }
 double Engine::busy_gpu_seconds() const { return _impl->c.busy_seconds * _impl->p.gpus; }

@@ -178,16 +178,20 @@ class Engine {
   Engine& operator=(Engine&&) noexcept;
 
   // All calls take the caller's current time; it must not go backwards. Each call first
-  // processes every step ending at or before `now` (as advance(now)).
+  // completes every step ending at or before `now`.
   // A request submitted while a step runs joins the next step; on an idle engine a step starts
-  // at `now`.
+  // at `now`. A step is planned lazily: everything submitted at or before its start instant
+  // (several submits at one time, or a submit exactly at the previous step's end) joins it, and
+  // the plan is made by the first advance(t >= start) or by a submit/abort at a later time.
+  // So after submitting at t, call advance(t) (or advance(next_event_time())) to start work.
   SubmitResult submit(const Request& r, double now);
   // Removes a waiting or running request at once (its batch slot and KV blocks are free for the
   // next step). Returns false when the id is not live. Calls on_aborted.
   bool abort(uint64_t id, double now);
   // Completes every step that ends at or before `now`, emitting events.
   void advance(double now);
-  // End time of the running step, or NEVER when idle. The next event can only happen then.
+  // Start of the pending step (not planned yet), else end of the running step, or NEVER when
+  // idle. Drive with: while ((t = next_event_time()) <= horizon) advance(t);
   double next_event_time() const;
 
   const Profile& profile() const;

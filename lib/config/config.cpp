@@ -123,13 +123,14 @@ enum Flag : unsigned {
     REQUIRED = 1u << 0,   // no default; absence is an error
     OPTIONAL = 1u << 1,   // no default; absence leaves the struct's zero value (and to_toml omits it)
     NONEMPTY = 1u << 2,   // strings and arrays
-    IDENT = 1u << 3,      // strings / array items: [A-Za-z0-9._-], at most 63 characters
+    IDENT = 1u << 3,      // strings / array items: [A-Za-z0-9._-], 1..MAX_NAME_LEN bytes
     POW2 = 1u << 4,       // integers
     UNIQUE = 1u << 5,     // array items are distinct
     SHM_NAME = 1u << 6,   // POSIX shm name: "/name", no other '/'
     HTTP_URL = 1u << 7,   // "" or "http://…"
     DEVICE = 1u << 8,     // PCI address or vdev spec
     LCORES = 1u << 9,     // EAL lcore list characters
+    MODEL = 1u << 10,     // strings / array items: printable ASCII without spaces, 1..MAX_NAME_LEN
 };
 
 template <class S>
@@ -233,7 +234,7 @@ const std::vector<KeyDef<Backend>>& backend_keys() {
          .doc = "The GPU server's HTTP listener; reachable through a backend port (on-link or via "
                 "its gateway)."},
         {.name = "models", .kind = Kind::StringList, .field = &Backend::models,
-         .flags = REQUIRED | NONEMPTY | UNIQUE,
+         .flags = REQUIRED | NONEMPTY | UNIQUE | MODEL,
          .doc = "Model names this backend serves, as clients write them in the request's `model`."},
         {.name = "tags", .kind = Kind::StringList, .field = &Backend::tags, .def = "[]",
          .flags = IDENT | UNIQUE,
@@ -247,7 +248,7 @@ const std::vector<KeyDef<Backend>>& backend_keys() {
          .doc = "Name of the GPU/model profile this backend runs (a conf/profiles/<name>.toml that "
                 "gpu-emu and the simulator can load); informative for the appliance itself."},
         {.name = "weight", .kind = Kind::UInt, .field = &Backend::weight, .def = "100", .lo = 0,
-         .hi = 10000,
+         .hi = 1000,
          .doc = "Relative weight for weighted baselines; 0 drains the backend (no new requests)."},
         {.name = "metrics_url", .kind = Kind::String, .field = &Backend::metrics_url, .def = R"("")",
          .flags = HTTP_URL,
@@ -272,6 +273,13 @@ const std::vector<KeyDef<BackendProfile>>& profile_keys() {
          .lo = 1, .hi = 65536, .doc = "Most sequences the backend decodes at once."},
         {.name = "cost_per_mtok", .kind = Kind::Float, .field = &BackendProfile::cost_per_mtok,
          .def = "1.0", .lo = 0, .hi = 1e9, .doc = "Cost units per million tokens (objective = \"cost\")."},
+        {.name = "kv_capacity_tokens", .kind = Kind::UInt, .field = &BackendProfile::kv_capacity_tokens,
+         .def = "0", .lo = 0, .hi = 1e9,
+         .doc = "KV-cache capacity in tokens (bounds how long a served prefix stays cached); 0: unknown."},
+        {.name = "chunk_tokens", .kind = Kind::UInt, .field = &BackendProfile::chunk_tokens, .def = "8192",
+         .lo = 16, .hi = 1048576,
+         .doc = "Token budget per engine step (vLLM max_num_batched_tokens): how much prefill is "
+                "interleaved with decoding."},
     });
     return keys;
 }
@@ -311,10 +319,10 @@ const std::vector<KeyDef<Policy>>& policy_keys() {
 
 const std::vector<KeyDef<ModelAlias>>& alias_keys() {
     static const auto keys = finish<ModelAlias>({
-        {.name = "name", .kind = Kind::String, .field = &ModelAlias::name, .flags = REQUIRED | NONEMPTY,
+        {.name = "name", .kind = Kind::String, .field = &ModelAlias::name, .flags = REQUIRED | MODEL,
          .doc = "Alias clients may send as `model` (e.g. \"auto\"); must not be a served model."},
         {.name = "candidates", .kind = Kind::StringList, .field = &ModelAlias::candidates,
-         .flags = REQUIRED | NONEMPTY | UNIQUE,
+         .flags = REQUIRED | NONEMPTY | UNIQUE | MODEL,
          .doc = "Concrete models the alias may resolve to, each served by some backend."},
     });
     return keys;
@@ -374,7 +382,7 @@ const std::vector<KeyDef<Telemetry>>& telemetry_keys() {
 const std::vector<KeyDef<Dataplane>>& dataplane_keys() {
     static const auto keys = finish<Dataplane>({
         {.name = "workers", .kind = Kind::UInt, .field = &Dataplane::workers, .def = "1", .lo = 1,
-         .hi = 128, .doc = "Worker lcores running the poll loop."},
+         .hi = MAX_WORKERS, .doc = "Worker lcores running the poll loop."},
         {.name = "idle_backoff", .kind = Kind::Bool, .field = &Dataplane::idle_backoff, .def = "true",
          .doc = "Sleep after many empty polls so small machines (lab, CI) keep a core for clients "
                 "and backends; turn off on dedicated cores."},
@@ -433,9 +441,12 @@ const std::vector<std::string_view> CROSS_RULES = {
     "not overlap; `gateway` lies inside its port's subnet.",
     "`eal.lcores` set: `eal.args` must not contain -l, -c or --lcores.",
     "`vip.address` lies inside the subnet of a client port.",
-    "`backends`: at least one; names unique; address:port pairs unique; each address lies inside a "
+    "`ports[].mbufs` >= rx_queues x rx_desc + tx_queues x tx_desc + dataplane.burst x (rx_queues + "
+    "tx_queues) (the port driver adds per-lcore mempool caches on top).",
+    "`backends`: 1 to 64; names unique; address:port pairs unique; each address lies inside a "
     "backend port's subnet unless a backend port has a gateway; no backend address equals an "
     "appliance address or the VIP.",
+    "At most 64 distinct models, 64 distinct tags and 32 distinct trust zones (scoreboard capacity).",
     "`policy.aliases`: names unique and not a served model; every candidate is a model served by "
     "some backend.",
     "`limits.pool_prewarm` <= `limits.pool_max`.",
@@ -533,7 +544,8 @@ std::string expected(const KeyDef<S>& k) {
     }
     case Kind::Float: return "a number in [" + bound(k.lo, k.kind) + ", " + bound(k.hi, k.kind) + "]";
     case Kind::String:
-        if (k.flags & IDENT) return "a name of 1-63 letters, digits, '.', '_' or '-'";
+        if (k.flags & IDENT) return "a name of 1-47 letters, digits, '.', '_' or '-'";
+        if (k.flags & MODEL) return "a model name of 1-47 printable characters without spaces";
         if (k.flags & DEVICE)
             return "a PCI address such as \"0000:3b:00.0\" or a vdev spec such as "
                    "\"net_af_packet0,iface=tlbc0\"";
@@ -546,7 +558,7 @@ std::string expected(const KeyDef<S>& k) {
     case Kind::StringList: {
         std::string s = (k.flags & NONEMPTY) ? "a non-empty array of " : "an array of ";
         s += (k.flags & UNIQUE) ? "distinct " : "";
-        s += (k.flags & IDENT) ? "names" : "strings";
+        s += (k.flags & IDENT) ? "names" : (k.flags & MODEL) ? "model names" : "strings";
         return s;
     }
     case Kind::Ipv4: return "an IPv4 address such as \"10.10.0.1\"";
@@ -556,8 +568,17 @@ std::string expected(const KeyDef<S>& k) {
     return "?";
 }
 
+static_assert(MAX_NAME_LEN == 47, "update the 1-47 in expected()");
+
+bool is_model_name(std::string_view s) {
+    if (s.empty() || s.size() > MAX_NAME_LEN) return false;
+    for (char c : s)
+        if (c <= ' ' || c > '~') return false;
+    return true;
+}
+
 bool is_ident(std::string_view s) {
-    if (s.empty() || s.size() > 63) return false;
+    if (s.empty() || s.size() > MAX_NAME_LEN) return false;
     for (char c : s)
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
             return false;
@@ -598,6 +619,7 @@ template <class S>
 std::string check_string(const KeyDef<S>& k, const std::string& v) {
     if ((k.flags & NONEMPTY) && v.empty()) return "must not be empty";
     if ((k.flags & IDENT) && !is_ident(v)) return quote(v) + " is not a valid name";
+    if ((k.flags & MODEL) && !is_model_name(v)) return quote(v) + " is not a valid model name";
     if ((k.flags & DEVICE) && !is_device(v)) return quote(v) + " is neither a PCI address nor a vdev spec";
     if (k.flags & SHM_NAME) {
         if (v.size() < 2 || v[0] != '/' || v.find('/', 1) != std::string::npos || v.size() > 255)
@@ -693,6 +715,8 @@ void set_field(const KeyDef<S>& k, const toml::node& n, S& obj, const std::strin
             if (v.empty()) ctx.fail(eline, epath, "must not be empty (expected " + expected(k) + ")");
             if ((k.flags & IDENT) && !is_ident(v))
                 ctx.fail(eline, epath, quote(v) + " is not a valid name (expected " + expected(k) + ")");
+            if ((k.flags & MODEL) && !is_model_name(v))
+                ctx.fail(eline, epath, quote(v) + " is not a valid model name (expected " + expected(k) + ")");
             if ((k.flags & UNIQUE) && std::find(out.begin(), out.end(), v) != out.end())
                 ctx.fail(eline, epath, "duplicate " + quote(v) + " (expected " + expected(k) + ")");
             out.push_back(std::move(v));
@@ -870,6 +894,17 @@ void validate(const Config& c, const Ctx& ctx) {
             ctx.fail(ctx.line_of(P("ports", i, "gateway")), P("ports", i, "gateway"),
                      "is the port's own address (expected another host on its subnet)");
     }
+    for (size_t i = 0; i < c.ports.size(); ++i) {
+        const Port& p = c.ports[i];
+        uint64_t need = uint64_t(p.rx_queues) * p.rx_desc + uint64_t(p.tx_queues) * p.tx_desc +
+                        uint64_t(c.dataplane.burst) * (p.rx_queues + p.tx_queues);
+        if (p.mbufs < need)
+            ctx.fail(ctx.line_of(P("ports", i, "mbufs")), P("ports", i, "mbufs"),
+                     std::to_string(p.mbufs) + " is too few for " + std::to_string(p.rx_queues) + " x " +
+                         std::to_string(p.rx_desc) + " rx + " + std::to_string(p.tx_queues) + " x " +
+                         std::to_string(p.tx_desc) + " tx descriptors (expected at least " +
+                         std::to_string(need) + ")");
+    }
     if (!have_client)
         ctx.fail(ctx.line_of("ports"), "ports", "no port with role = \"client\" (expected at least one)");
     if (!have_backend)
@@ -902,6 +937,25 @@ void validate(const Config& c, const Ctx& ctx) {
     // Backends.
     if (c.backends.empty())
         ctx.fail(ctx.line_of("backends"), "backends", "no backends configured (expected at least one [[backends]])");
+    if (c.backends.size() > MAX_BACKENDS)
+        ctx.fail(ctx.line_of(P("backends", MAX_BACKENDS, "")), "backends",
+                 std::to_string(c.backends.size()) + " backends configured (expected at most " +
+                     std::to_string(MAX_BACKENDS) + ")");
+    {
+        std::set<std::string> models, tags, zones;
+        auto over = [&](std::set<std::string>& set, const std::string& v, uint32_t cap, size_t i,
+                        const char* key, const char* what) {
+            if (set.insert(v).second && set.size() > cap)
+                ctx.fail(ctx.line_of(P("backends", i, key)), P("backends", i, key),
+                         "more than " + std::to_string(cap) + " distinct " + what + " (expected at most " +
+                             std::to_string(cap) + ")");
+        };
+        for (size_t i = 0; i < c.backends.size(); ++i) {
+            for (auto& m : c.backends[i].models) over(models, m, MAX_MODELS, i, "models", "models");
+            for (auto& t : c.backends[i].tags) over(tags, t, MAX_TAGS, i, "tags", "tags");
+            over(zones, c.backends[i].trust_zone, MAX_ZONES, i, "trust_zone", "trust zones");
+        }
+    }
     bool any_gateway = false;
     for (auto& p : c.ports) any_gateway |= p.role == PortRole::Backend && p.gateway != 0;
     for (size_t i = 0; i < c.backends.size(); ++i) {

@@ -13,6 +13,17 @@
 
 namespace tlb::config {
 
+// Capacities enforced at load time so that `--check-config` rejects what the shared scoreboard
+// (scoreboard/layout.hpp: MAX_BACKENDS, MAX_WORKERS, MAX_MODELS, MAX_TAGS, MAX_ZONES, NAME_LEN)
+// could not hold. config does not depend on scoreboard; the scoreboard side should
+// static_assert that its constants are at least these.
+inline constexpr uint32_t MAX_BACKENDS = 64;
+inline constexpr uint32_t MAX_WORKERS = 16;
+inline constexpr uint32_t MAX_MODELS = 64;    // distinct served models
+inline constexpr uint32_t MAX_TAGS = 64;      // distinct backend tags
+inline constexpr uint32_t MAX_ZONES = 32;     // distinct trust zones
+inline constexpr uint32_t MAX_NAME_LEN = 47;  // backend/port/model/tag/zone names, bytes
+
 // Thrown for any invalid configuration. what() is one line naming file, line, key and the problem:
 //   "conf/x.toml:12: backends[1].address: '10.0.0.300:80' is not a valid IPv4 address:port"
 class ConfigError : public std::runtime_error {
@@ -68,6 +79,8 @@ struct BackendProfile {
     double decode_batch_slowdown = 0.01;    // fractional per-sequence slowdown per extra running seq
     uint32_t max_batch = 256;
     double cost_per_mtok = 1.0;             // cost units per million tokens
+    uint32_t kv_capacity_tokens = 0;        // KV-cache capacity in tokens, 0 = unknown
+    uint32_t chunk_tokens = 8192;           // token budget per engine step (vLLM max_num_batched_tokens)
     bool operator==(const BackendProfile&) const = default;
 };
 
@@ -80,7 +93,7 @@ struct Backend {
     uint32_t max_context = 8192;      // tokens
     std::string profile_name;         // optional: a conf/profiles/<name>.toml this backend emulates
     BackendProfile profile;
-    uint32_t weight = 100;
+    uint32_t weight = 100;            // 0..1000, 0 = no new requests (drained)
     std::string metrics_url;          // optional "http://host:port/metrics"
     bool operator==(const Backend&) const = default;
 };

@@ -71,6 +71,17 @@ std::string blank(std::initializer_list<int> ns) {
     return join(lines);
 }
 
+// BASE's ports and VIP followed by n backends of 4 lines each ("[[backends]]", name, address,
+// models); many_backends_line(i) is the line of backends[i]'s header.
+std::string many_backends(int n) {
+    std::string s = join(std::vector<std::string>(BASE.begin(), BASE.begin() + 15));
+    for (int i = 0; i < n; ++i)
+        s += "[[backends]]\nname = \"g" + std::to_string(i) + "\"\naddress = \"10.20.0.11:" +
+             std::to_string(8000 + i) + "\"\nmodels = [\"m\"]\n";
+    return s;
+}
+int many_backends_line(int i) { return 16 + 4 * i; }
+
 // The ConfigError message of loading `text` as "t.toml", or "OK".
 std::string error_of(const std::string& text) {
     try {
@@ -126,13 +137,13 @@ TEST_P(BadConfig, GivesExpectedMessage) {
 
 const std::vector<BadCase> BAD_CASES = {
     {"wrong type", edit(27, "workers = \"2\""),
-     "t.toml:27: dataplane.workers: has type string, expected an integer in [1, 128]"},
+     "t.toml:27: dataplane.workers: has type string, expected an integer in [1, 16]"},
     {"float for integer", edit(27, "workers = 1.5"),
-     "t.toml:27: dataplane.workers: has type float, expected an integer in [1, 128]"},
+     "t.toml:27: dataplane.workers: has type float, expected an integer in [1, 16]"},
     {"out of range", edit(27, "workers = 0"),
-     "t.toml:27: dataplane.workers: 0 is out of range (expected an integer in [1, 128])"},
+     "t.toml:27: dataplane.workers: 0 is out of range (expected an integer in [1, 16])"},
     {"negative integer", edit(27, "workers = -3"),
-     "t.toml:27: dataplane.workers: -3 is out of range (expected an integer in [1, 128])"},
+     "t.toml:27: dataplane.workers: -3 is out of range (expected an integer in [1, 16])"},
     {"float out of range", edit(0, "", "[backends.profile]\ndecode_batch_slowdown = 11.0\n"),
      "t.toml:29: backends[1].profile.decode_batch_slowdown: 11.0 is out of range (expected a number "
      "in [0, 10])"},
@@ -176,10 +187,10 @@ const std::vector<BadCase> BAD_CASES = {
      "t.toml:1: vip.address: missing required key (expected an IPv4 address such as \"10.10.0.1\")"},
     {"empty models", edit(24, "models = []"),
      "t.toml:24: backends[1].models: must not be empty (expected a non-empty array of distinct "
-     "strings)"},
+     "model names)"},
     {"duplicate model", edit(24, "models = [\"m\", \"m\"]"),
      "t.toml:24: backends[1].models[1]: duplicate \"m\" (expected a non-empty array of distinct "
-     "strings)"},
+     "model names)"},
     {"model not a string", edit(24, "models = [\"m\", 7]"),
      "t.toml:24: backends[1].models[1]: has type integer, expected a string"},
     {"VIP outside client prefix", edit(14, "address = \"10.99.0.1\""),
@@ -235,10 +246,26 @@ const std::vector<BadCase> BAD_CASES = {
      "t.toml:25: backends[1].metrics_url: \"10.20.0.12:8000/metrics\" is not an http:// URL (expected "
      "\"\" or a URL such as \"http://10.20.0.11:8000/metrics\")"},
     {"bad backend name", edit(22, "name = \"gpu 2\""),
-     "t.toml:22: backends[1].name: \"gpu 2\" is not a valid name (expected a name of 1-63 letters, "
+     "t.toml:22: backends[1].name: \"gpu 2\" is not a valid name (expected a name of 1-47 letters, "
      "digits, '.', '_' or '-')"},
     {"wrong type bool", edit(0, "", "[telemetry]\nbackend_header = \"yes\"\n"),
      "t.toml:29: telemetry.backend_header: has type string, expected true or false"},
+    {"too few mbufs", edit(5, "address = \"10.10.0.1/24\"\nmbufs = 2047"),
+     "t.toml:6: ports[0].mbufs: 2047 is too few for 1 x 1024 rx + 1 x 1024 tx descriptors (expected at "
+     "least 2112)"},
+    {"too many workers", edit(27, "workers = 17"),
+     "t.toml:27: dataplane.workers: 17 is out of range (expected an integer in [1, 16])"},
+    {"model name with a space", edit(24, "models = [\"llama 3\"]"),
+     "t.toml:24: backends[1].models[0]: \"llama 3\" is not a valid model name (expected a non-empty "
+     "array of distinct model names)"},
+    {"name too long", edit(22, "name = \"" + std::string(48, 'x') + "\""),
+     "t.toml:22: backends[1].name: \"" + std::string(48, 'x') +
+         "\" is not a valid name (expected a name of 1-47 letters, digits, '.', '_' or '-')"},
+    {"weight out of range", edit(24, "models = [\"m\"]\nweight = 1001"),
+     "t.toml:25: backends[1].weight: 1001 is out of range (expected an integer in [0, 1000])"},
+    {"too many backends", many_backends(65),
+     "t.toml:" + std::to_string(many_backends_line(64)) +
+         ": backends: 65 backends configured (expected at most 64)"},
     {"no backends",
      join(std::vector<std::string>(BASE.begin(), BASE.begin() + 15)),
      "t.toml:1: backends: no backends configured (expected at least one [[backends]])"},
@@ -254,6 +281,17 @@ INSTANTIATE_TEST_SUITE_P(Cases, BadConfig, ::testing::ValuesIn(BAD_CASES),
                          });
 
 TEST(Config, EnoughBadCases) { EXPECT_GE(BAD_CASES.size(), 15u); }
+
+TEST(Config, CapacityLimitsAreExact) {
+    EXPECT_EQ(error_of(many_backends(64)), "OK");
+    // 64 distinct models are fine, the 65th is not.
+    std::string s = join(std::vector<std::string>(BASE.begin(), BASE.begin() + 15));
+    s += "[[backends]]\nname = \"g\"\naddress = \"10.20.0.11:8000\"\nmodels = [";
+    for (int i = 0; i < 64; ++i) s += (i ? ", " : "") + std::string("\"m") + std::to_string(i) + "\"";
+    EXPECT_EQ(error_of(s + "]\n"), "OK");
+    EXPECT_EQ(error_of(s + ", \"m64\"]\n"),
+              "t.toml:19: backends[0].models: more than 64 distinct models (expected at most 64)");
+}
 
 TEST(Config, SyntaxErrors) {
     std::string e = error_of(edit(27, "workers = "));

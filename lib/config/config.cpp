@@ -1137,8 +1137,10 @@ Config load_string(const std::string& text, const std::string& name) {
     try {
         root = toml::parse(text, std::string_view(name));
     } catch (const toml::parse_error& e) {
+        std::string what(e.description());
+        std::replace(what.begin(), what.end(), '\n', ' ');  // errors are one line
         throw ConfigError(name + ":" + std::to_string(e.source().begin.line ? e.source().begin.line : 1) +
-                          ": syntax error: " + std::string(e.description()));
+                          ": syntax error: " + what);
     }
     return parse_root(root, name);
 }

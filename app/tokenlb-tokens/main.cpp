@@ -1,0 +1,276 @@
+// tokenlb-tokens — token counts for tokenlb's estimator and for the real tokenizer.
+//
+//   tokenlb-tokens calibrate --spm MODEL --corpus PATH... --out FILE
+//   tokenlb-tokens estimate --calib FILE [--format auto|text|openai] FILE...
+//   tokenlb-tokens exact --spm MODEL [--format auto|text|openai] FILE...
+//   tokenlb-tokens bench --calib FILE --spm MODEL [--format ...] FILE...
+//
+// estimate/exact print one line per input: "<tokens>\t<path>". For an OpenAI request body
+// (/v1/chat/completions or /v1/completions JSON) the count is the sum over its text fields, each
+// counted on its own: message contents (strings or text content parts), prompt (string or array),
+// tool/function names, descriptions and parameter schemas (minified JSON) — no chat template.
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tokens/calibrate.hpp"
+#include "tokens/exact.hpp"
+#include "tokens/tokens.hpp"
+
+namespace {
+
+using namespace tlb::tokens;
+
+[[noreturn]] void usage(const char* msg = nullptr) {
+    if (msg) std::fprintf(stderr, "tokenlb-tokens: %s\n", msg);
+    std::fprintf(stderr,
+                 "usage:\n"
+                 "  tokenlb-tokens calibrate --spm MODEL --corpus PATH... --out FILE\n"
+                 "  tokenlb-tokens estimate --calib FILE [--format auto|text|openai] FILE...\n"
+                 "  tokenlb-tokens exact --spm MODEL [--format auto|text|openai] FILE...\n"
+                 "  tokenlb-tokens bench --calib FILE --spm MODEL [--format auto|text|openai] FILE...\n");
+    std::exit(2);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(path + ": cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Text fields of one input, in prompt order.
+struct Input {
+    std::string path;
+    std::string raw;
+    std::vector<std::string> texts;
+    size_t text_bytes = 0;
+};
+
+void add_string(simdjson::dom::element e, std::vector<std::string>& out) {
+    std::string_view s;
+    if (e.get_string().get(s) == simdjson::SUCCESS) out.emplace_back(s);
+}
+
+void add_content(simdjson::dom::element content, std::vector<std::string>& out) {
+    if (content.is_string()) {
+        add_string(content, out);
+        return;
+    }
+    simdjson::dom::array parts;
+    if (content.get_array().get(parts) != simdjson::SUCCESS) return;
+    for (auto part : parts) {
+        if (part.is_string()) {
+            add_string(part, out);
+            continue;
+        }
+        std::string_view type;
+        if (part["type"].get_string().get(type) == simdjson::SUCCESS && type != "text") continue;
+        simdjson::dom::element t;
+        if (part["text"].get(t) == simdjson::SUCCESS) add_string(t, out);
+    }
+}
+
+void add_tool(simdjson::dom::element fn, std::vector<std::string>& out) {
+    simdjson::dom::element e;
+    if (fn["name"].get(e) == simdjson::SUCCESS) add_string(e, out);
+    if (fn["description"].get(e) == simdjson::SUCCESS) add_string(e, out);
+    if (fn["parameters"].get(e) == simdjson::SUCCESS) out.push_back(simdjson::minify(e));
+}
+
+// Returns false when `raw` is not an OpenAI request body.
+bool extract_openai(simdjson::dom::parser& parser, const std::string& raw, std::vector<std::string>& out) {
+    simdjson::dom::element doc;
+    if (parser.parse(raw).get(doc) != simdjson::SUCCESS) return false;
+    simdjson::dom::object obj;
+    if (doc.get_object().get(obj) != simdjson::SUCCESS) return false;
+    bool any = false;
+    simdjson::dom::array msgs;
+    if (obj["messages"].get_array().get(msgs) == simdjson::SUCCESS) {
+        any = true;
+        for (auto m : msgs) {
+            simdjson::dom::element c;
+            if (m["content"].get(c) == simdjson::SUCCESS) add_content(c, out);
+        }
+    }
+    simdjson::dom::element prompt;
+    if (obj["prompt"].get(prompt) == simdjson::SUCCESS) {
+        any = true;
+        if (prompt.is_string()) add_string(prompt, out);
+        else {
+            simdjson::dom::array a;
+            if (prompt.get_array().get(a) == simdjson::SUCCESS)
+                for (auto p : a) add_string(p, out);
+        }
+    }
+    simdjson::dom::array tools;
+    if (obj["tools"].get_array().get(tools) == simdjson::SUCCESS) {
+        for (auto t : tools) {
+            simdjson::dom::element fn;
+            if (t["function"].get(fn) == simdjson::SUCCESS) add_tool(fn, out);
+        }
+    }
+    simdjson::dom::array fns;
+    if (obj["functions"].get_array().get(fns) == simdjson::SUCCESS)
+        for (auto f : fns) add_tool(f, out);
+    return any;
+}
+
+std::vector<Input> load_inputs(const std::vector<std::string>& files, const std::string& format) {
+    simdjson::dom::parser parser;
+    std::vector<Input> ins;
+    for (const auto& f : files) {
+        Input in;
+        in.path = f;
+        in.raw = read_file(f);
+        bool done = false;
+        if (format == "openai" || format == "auto") {
+            size_t i = 0;
+            while (i < in.raw.size() && std::isspace(uint8_t(in.raw[i]))) ++i;
+            const bool looks_json = i < in.raw.size() && in.raw[i] == '{';
+            if (format == "openai" || looks_json) {
+                done = extract_openai(parser, in.raw, in.texts);
+                if (!done && format == "openai") throw std::runtime_error(f + ": not an OpenAI request body");
+            }
+        }
+        if (!done) in.texts = {in.raw};
+        for (const auto& t : in.texts) in.text_bytes += t.size();
+        ins.push_back(std::move(in));
+    }
+    return ins;
+}
+
+struct Args {
+    std::string cmd, calib, spm, out, format = "auto";
+    std::vector<std::string> corpus, files;
+};
+
+Args parse(int argc, char** argv) {
+    if (argc < 2) usage();
+    Args a;
+    a.cmd = argv[1];
+    for (int i = 2; i < argc; ++i) {
+        std::string s = argv[i];
+        auto val = [&]() -> std::string {
+            if (i + 1 >= argc) usage((s + " needs a value").c_str());
+            return argv[++i];
+        };
+        if (s == "--calib") a.calib = val();
+        else if (s == "--spm") a.spm = val();
+        else if (s == "--out") a.out = val();
+        else if (s == "--format") a.format = val();
+        else if (s == "--corpus") {
+            a.corpus.push_back(val());
+            while (i + 1 < argc && std::strncmp(argv[i + 1], "--", 2) != 0) a.corpus.push_back(argv[++i]);
+        } else if (s == "-h" || s == "--help") usage();
+        else if (s.size() > 2 && s.compare(0, 2, "--") == 0) usage(("unknown option " + s).c_str());
+        else a.files.push_back(s);
+    }
+    if (a.format != "auto" && a.format != "text" && a.format != "openai") usage("--format must be auto, text or openai");
+    return a;
+}
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int run(const Args& a) {
+    if (a.cmd == "calibrate") {
+        if (a.spm.empty() || a.corpus.empty() || a.out.empty()) usage("calibrate needs --spm, --corpus and --out");
+        CalibrationOptions opt;
+        opt.spm_model = a.spm;
+        opt.corpus = a.corpus;
+        FitReport rep;
+        const std::string toml = calibrate(opt, rep);
+        std::ofstream o(a.out, std::ios::binary);
+        if (!o) throw std::runtime_error(a.out + ": cannot write");
+        o << toml;
+        o.close();
+        if (!o) throw std::runtime_error(a.out + ": write failed");
+        std::printf("corpus_docs %zu\ncorpus_bytes %zu\nfit_mape_pct %.3f\nfit_p95_pct %.3f\nfit_bias_pct %.3f\n", rep.docs,
+                    rep.bytes, rep.mape * 100, rep.p95 * 100, rep.bias * 100);
+        std::fputs(rep.details.c_str(), stdout);
+        std::printf("wrote %s\n", a.out.c_str());
+        return 0;
+    }
+    if (a.cmd == "estimate") {
+        if (a.calib.empty() || a.files.empty()) usage("estimate needs --calib and files");
+        const Estimator est = Estimator::from_file(a.calib);
+        for (const auto& in : load_inputs(a.files, a.format)) {
+            uint64_t f = 0;
+            for (const auto& t : in.texts) f += est.estimate_fixed(t.data(), t.size());
+            std::printf("%llu\t%s\n", (unsigned long long)((f + 128) / 256), in.path.c_str());
+        }
+        return 0;
+    }
+    if (a.cmd == "exact") {
+        if (a.spm.empty() || a.files.empty()) usage("exact needs --spm and files");
+        const ExactCounter ex(a.spm);
+        for (const auto& in : load_inputs(a.files, a.format)) {
+            uint64_t n = 0;
+            for (const auto& t : in.texts) n += ex.count(t);
+            std::printf("%llu\t%s\n", (unsigned long long)n, in.path.c_str());
+        }
+        return 0;
+    }
+    if (a.cmd == "bench") {
+        if (a.calib.empty() || a.spm.empty() || a.files.empty()) usage("bench needs --calib, --spm and files");
+        const Estimator est = Estimator::from_file(a.calib);
+        const ExactCounter ex(a.spm);
+        const auto ins = load_inputs(a.files, a.format);
+        size_t bytes = 0;
+        for (const auto& in : ins) bytes += in.text_bytes;
+        if (bytes == 0) throw std::runtime_error("bench: inputs hold no text");
+        // Estimator: repeated passes over all texts for >= 1 s, median pass time.
+        volatile uint64_t sink = 0;
+        std::vector<double> passes;
+        const double t_end = now_s() + 1.0;
+        while (passes.size() < 5 || (now_s() < t_end && passes.size() < 100000)) {
+            const double t0 = now_s();
+            uint64_t f = 0;
+            for (const auto& in : ins)
+                for (const auto& t : in.texts) f += est.estimate_fixed(t.data(), t.size());
+            sink = sink + f;
+            passes.push_back(now_s() - t0);
+        }
+        std::sort(passes.begin(), passes.end());
+        const double est_bps = double(bytes) / passes[passes.size() / 2];
+        // Sentencepiece: at least one full pass, more until 1 s; median.
+        std::vector<double> sp;
+        const double s_end = now_s() + 1.0;
+        while (sp.empty() || (now_s() < s_end && sp.size() < 1000)) {
+            const double t0 = now_s();
+            uint64_t n = 0;
+            for (const auto& in : ins)
+                for (const auto& t : in.texts) n += ex.count(t);
+            sink = sink + n;
+            sp.push_back(now_s() - t0);
+        }
+        std::sort(sp.begin(), sp.end());
+        const double spm_bps = double(bytes) / sp[sp.size() / 2];
+        std::printf("isa %s\ninputs %zu\ntext_bytes %zu\n", isa_name(best_isa()), ins.size(), bytes);
+        std::printf("estimator_bytes_per_s %.0f\nsentencepiece_bytes_per_s %.0f\nratio %.1f\n", est_bps, spm_bps,
+                    est_bps / spm_bps);
+        return 0;
+    }
+    usage(("unknown command " + a.cmd).c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(parse(argc, argv));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "tokenlb-tokens: %s\n", e.what());
+        return 1;
+    }
+}

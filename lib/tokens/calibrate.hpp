@@ -1,0 +1,33 @@
+// Calibration (control plane / CLI only): builds a calibration file from a sentencepiece model and
+// a text corpus. Allocates and throws freely.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tlb::tokens {
+
+struct CalibrationOptions {
+    std::string spm_model;                  // path to a sentencepiece .model
+    std::vector<std::string> corpus;        // UTF-8 files or directories of them
+    size_t max_corpus_bytes = 64u << 20;    // stop reading after this much text
+};
+
+struct FitReport {
+    size_t docs = 0;
+    size_t bytes = 0;
+    double mape = 0;       // mean absolute percentage error per document (fraction)
+    double p95 = 0;        // 95th percentile of the absolute percentage error
+    double bias = 0;       // sum(estimate) / sum(exact) - 1
+    std::string details;   // human-readable per-segment-kind table
+};
+
+// Returns the calibration file text (TOML) and fills `report` with the fit on the corpus.
+std::string calibrate(const CalibrationOptions& opt, FitReport& report);
+
+// Reads the corpus the same way calibrate() does: documents are separated by a line holding only
+// "\x1e", or by a blank line followed by "%" (fortune files); long documents are cut at line
+// boundaries near 8 KiB.
+std::vector<std::string> read_corpus(const std::vector<std::string>& paths, size_t max_bytes);
+
+}  // namespace tlb::tokens

@@ -1,0 +1,472 @@
+// Calibration: vocabulary analysis + corpus fit, the calibration file format (TOML), and the
+// built-in vocabulary-free model. Control plane only.
+//
+// Fit procedure (docs/tokens.md has the reasoning):
+//  1. The vocabulary gives the piece set (segment keys), the single-piece code point bitmap, the
+//     longest CJK piece, and priors for whitespace runs.
+//  2. Every corpus document is encoded with sentencepiece (pieces with byte offsets) and segmented
+//     with the estimator's own segmentation (explain()); each piece is attributed to the segment
+//     holding its first byte, which gives the true piece count of every segment in context.
+//  3. Costs are the mean true count per cell: whitespace run length, hit per (type, space), miss
+//     per (type, space, case, kind, length) shrunk towards coarser cells when a cell has little
+//     data, and a scale for the greedy CJK matcher.
+#include <sentencepiece_processor.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "tokens/calibrate.hpp"
+#include "tokens/model.hpp"
+
+namespace tlb::tokens {
+
+namespace {
+
+const std::string WS_MARK = "\xE2\x96\x81";  // U+2581 '▁'
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+size_t count_cps(std::string_view s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+bool all_ws_marks(std::string_view s) {
+    if (s.empty() || s.size() % 3) return false;
+    for (size_t i = 0; i < s.size(); i += 3)
+        if (s.substr(i, 3) != WS_MARK) return false;
+    return true;
+}
+
+uint32_t to_fix(double v) {
+    if (!(v >= 0)) v = 0;
+    if (v > 60000.0 / FIX) v = 60000.0 / FIX;
+    return uint32_t(std::lround(v * FIX));
+}
+
+}  // namespace
+
+void build_lookup(Model& m) {
+    m.cp_bitmap.assign(0x10000 / 64, 0);
+    m.han_max_chars = 1;
+    size_t keys = 0;
+    for (const auto& p : m.pieces) keys += 1 + (p.size() <= KEY_MAX + 3);
+    m.set.init(keys + 16);
+    for (const auto& piece : m.pieces) {
+        if (piece.empty()) continue;
+        if (all_ws_marks(piece)) continue;
+        bool space = starts_with(piece, WS_MARK);
+        std::string_view body(piece);
+        if (space) body.remove_prefix(3);
+        if (body.empty() || body.size() > KEY_MAX) continue;
+        m.set.insert(key_hash(reinterpret_cast<const uint8_t*>(body.data()), body.size(), space));
+        const size_t cps = count_cps(body);
+        const uint8_t lead = uint8_t(body[0]);
+        if (!space && cps == 1) {
+            uint32_t cp = 0;
+            const uint8_t b = lead;
+            if (b < 0x80) cp = b;
+            else if (b >= 0xF0) cp = 0x10000;  // outside the bitmap
+            else {
+                const int len = b >= 0xE0 ? 3 : 2;
+                cp = b & (0x7F >> len);
+                for (int i = 1; i < len && i < int(body.size()); ++i) cp = (cp << 6) | (uint8_t(body[i]) & 0x3F);
+            }
+            if (cp < 0x10000) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
+        }
+        if (BYTE_CLASS[lead] == BC_HAN && cps > size_t(m.han_max_chars))
+            m.han_max_chars = int(std::min<size_t>(cps, 8));
+    }
+}
+
+// ---- built-in model ----------------------------------------------------------------------------
+
+void builtin_model(Model& m) {
+    // No vocabulary: nothing is a known piece, so every word is priced by the miss table, filled
+    // with typical Llama-style 32k-vocabulary ratios. Good to ~10-15%; calibrate for better.
+    m.name = "builtin";
+    m.source = "<builtin>";
+    m.pieces.clear();
+    build_lookup(m);
+    m.ctrl_cost = FIX;
+    m.digit_cost = FIX;
+    for (int k = 0; k <= WS_MAX; ++k) m.ws_cost[size_t(k)] = to_fix(k == 0 ? 0 : std::ceil(k / 16.0));
+    for (auto& h : m.hit_cost) h = FIX;
+    m.miss_cost.assign(MISS_SIZE, 0);
+    // Chars per token for ordinary words by type (latin, punct, cyrillic, greek, other).
+    const double cpt[N_TYPES] = {4.2, 1.6, 2.4, 2.0, 1.5, 1.0};
+    for (int ty = 0; ty < N_TYPES; ++ty)
+        for (int sp = 0; sp < 2; ++sp)
+            for (int cs = 0; cs < N_CASE; ++cs)
+                for (int kd = 0; kd < N_KIND; ++kd)
+                    for (int len = 0; len <= LEN_MAX; ++len) {
+                        double v = std::max(1.0, (len + 0.0) / cpt[ty] + (cs >= 2 ? 0.8 : cs == 1 ? 0.3 : 0.0));
+                        m.miss_cost[miss_index(ty, sp, cs, kd, len)] = uint16_t(to_fix(len == 0 ? 1.0 : v));
+                    }
+    for (uint32_t cp = 0x4E00; cp < 0xA000; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
+    for (uint32_t cp = 0x20; cp < 0x7F; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
+    for (uint32_t cp = 0xA0; cp < 0x530; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
+    m.han_scale = FIX;
+}
+
+// ---- TOML ----------------------------------------------------------------------------------
+
+std::string model_to_toml(const Model& m) {
+    toml::table root;
+    root.insert("format", "tokenlb-tokens-calibration-1");
+    toml::table tk;
+    tk.insert("name", m.name);
+    tk.insert("source", m.source);
+    tk.insert("vocab_size", int64_t(m.vocab_size));
+    tk.insert("add_dummy_prefix", m.add_dummy_prefix);
+    tk.insert("remove_extra_whitespaces", m.remove_extra_whitespaces);
+    tk.insert("byte_fallback", m.byte_fallback);
+    root.insert("tokenizer", std::move(tk));
+    auto arr = [](auto begin, auto end) {
+        toml::array a;
+        for (auto it = begin; it != end; ++it) a.push_back(std::round(double(*it) / FIX * 1000.0) / 1000.0);
+        return a;
+    };
+    toml::table costs;
+    costs.insert("ctrl", double(m.ctrl_cost) / FIX);
+    costs.insert("digit", double(m.digit_cost) / FIX);
+    costs.insert("han_scale", double(m.han_scale) / FIX);
+    costs.insert("ws", arr(m.ws_cost.begin(), m.ws_cost.end()));
+    costs.insert("hit", arr(m.hit_cost.begin(), m.hit_cost.end()));
+    costs.insert("miss", arr(m.miss_cost.begin(), m.miss_cost.end()));
+    root.insert("costs", std::move(costs));
+    toml::table vocab;
+    toml::array pieces;
+    for (const auto& p : m.pieces) pieces.push_back(p);
+    vocab.insert("pieces", std::move(pieces));
+    root.insert("vocab", std::move(vocab));
+    std::ostringstream os;
+    os << "# tokenlb token-estimator calibration (written by `tokenlb-tokens calibrate`).\n"
+          "# costs are tokens; miss[((((type*2+space)*4+case)*2+kind)*25)+len], type = latin,punct,\n"
+          "# cyrillic,greek,other,han; case = lower,Capital,UPPER,mixed; kind 1 = the body without\n"
+          "# its leading space is a piece; len = code points (24 = 24 or more). See docs/tokens.md.\n";
+    os << toml::toml_formatter(root, toml::toml_formatter::default_flags & ~toml::format_flags::indentation);
+    os << "\n";
+    return os.str();
+}
+
+Model model_from_toml(std::string_view text, const std::string& source) {
+    toml::table root;
+    try {
+        root = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream os;
+        os << source << ":" << e.source().begin.line << ": " << e.description();
+        throw CalibrationError(os.str());
+    }
+    auto fail = [&](const std::string& what) -> CalibrationError { return CalibrationError(source + ": " + what); };
+    if (root["format"].value_or(std::string()) != "tokenlb-tokens-calibration-1")
+        throw fail("not a tokenlb calibration file (format = \"tokenlb-tokens-calibration-1\" missing)");
+    Model m;
+    m.name = root["tokenizer"]["name"].value_or(std::string("unnamed"));
+    m.source = root["tokenizer"]["source"].value_or(std::string());
+    m.vocab_size = uint32_t(root["tokenizer"]["vocab_size"].value_or(int64_t(0)));
+    m.add_dummy_prefix = root["tokenizer"]["add_dummy_prefix"].value_or(true);
+    m.remove_extra_whitespaces = root["tokenizer"]["remove_extra_whitespaces"].value_or(false);
+    m.byte_fallback = root["tokenizer"]["byte_fallback"].value_or(true);
+    auto num = [&](const char* key, double def) {
+        auto v = root["costs"][key];
+        if (!v) return def;
+        if (auto d = v.value<double>()) return *d;
+        throw fail(std::string("costs.") + key + ": expected a number");
+    };
+    m.ctrl_cost = to_fix(num("ctrl", 1.0));
+    m.digit_cost = to_fix(num("digit", 1.0));
+    m.han_scale = to_fix(num("han_scale", 1.0));
+    auto read_arr = [&](const char* key, size_t want, auto&& put) {
+        const toml::array* a = root["costs"][key].as_array();
+        if (!a) throw fail(std::string("costs.") + key + ": missing array");
+        if (a->size() != want)
+            throw fail(std::string("costs.") + key + ": expected " + std::to_string(want) + " values, got " +
+                       std::to_string(a->size()));
+        for (size_t i = 0; i < want; ++i) {
+            auto d = (*a)[i].value<double>();
+            if (!d || *d < 0 || *d > 200) throw fail(std::string("costs.") + key + "[" + std::to_string(i) + "]: bad value");
+            put(i, to_fix(*d));
+        }
+    };
+    read_arr("ws", m.ws_cost.size(), [&](size_t i, uint32_t v) { m.ws_cost[i] = v; });
+    read_arr("hit", m.hit_cost.size(), [&](size_t i, uint32_t v) { m.hit_cost[i] = v; });
+    m.miss_cost.assign(MISS_SIZE, 0);
+    read_arr("miss", MISS_SIZE, [&](size_t i, uint32_t v) { m.miss_cost[i] = uint16_t(std::min<uint32_t>(v, 65535)); });
+    const toml::array* pieces = root["vocab"]["pieces"].as_array();
+    if (!pieces) throw fail("vocab.pieces: missing array");
+    m.pieces.reserve(pieces->size());
+    for (const auto& p : *pieces) {
+        auto s = p.value<std::string>();
+        if (!s) throw fail("vocab.pieces: expected strings");
+        m.pieces.push_back(*s);
+    }
+    m.source = m.source.empty() ? source : m.source;
+    build_lookup(m);
+    return m;
+}
+
+// ---- corpus --------------------------------------------------------------------------------
+
+std::vector<std::string> read_corpus(const std::vector<std::string>& paths, size_t max_bytes) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> files;
+    for (const auto& p : paths) {
+        std::error_code ec;
+        if (fs::is_directory(p, ec)) {
+            for (auto it = fs::recursive_directory_iterator(p, ec); it != fs::recursive_directory_iterator(); ++it)
+                if (it->is_regular_file()) files.push_back(it->path().string());
+        } else if (fs::exists(p, ec)) {
+            files.push_back(p);
+        } else {
+            throw CalibrationError(p + ": no such corpus file or directory");
+        }
+    }
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> docs;
+    size_t total = 0;
+    auto add_doc = [&](std::string d) {
+        while (!d.empty() && d.back() == '\n') d.pop_back();
+        size_t a = 0;
+        while (a < d.size() && d[a] == '\n') ++a;
+        d.erase(0, a);
+        if (d.empty()) return;
+        // Cut long documents near 8 KiB at line boundaries.
+        while (d.size() > 8192) {
+            size_t cut = d.rfind('\n', 8192);
+            if (cut == std::string::npos || cut < 1024) cut = 8192;
+            docs.push_back(d.substr(0, cut));
+            total += cut;
+            d.erase(0, cut + (cut < d.size() && d[cut] == '\n'));
+        }
+        total += d.size();
+        docs.push_back(std::move(d));
+    };
+    for (const auto& f : files) {
+        if (total >= max_bytes) break;
+        std::ifstream in(f, std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        std::string s = ss.str();
+        // Split at "\n\x1e\n" or "\n%\n".
+        size_t start = 0;
+        for (size_t i = 0; i <= s.size(); ++i) {
+            bool sep = false;
+            size_t skip = 0;
+            if (i == s.size()) sep = true;
+            else if (s[i] == '\n' && i + 2 < s.size() + 1 && (s.compare(i, 3, "\n\x1e\n") == 0 || s.compare(i, 3, "\n%\n") == 0)) {
+                sep = true;
+                skip = 2;
+            }
+            if (sep) {
+                add_doc(s.substr(start, i - start));
+                start = i + 1 + skip;
+                i += skip;
+            }
+        }
+    }
+    return docs;
+}
+
+// ---- calibration -----------------------------------------------------------------------------
+
+namespace {
+
+struct Acc {
+    double sum = 0;
+    double n = 0;
+    void add(double v, double w = 1) {
+        sum += v * w;
+        n += w;
+    }
+    double mean(double def) const { return n > 0 ? sum / n : def; }
+};
+
+double shrink(const Acc& a, double prior, double k) { return (a.sum + prior * k) / (a.n + k); }
+
+// True piece counts per segment of `doc`.
+void attribute(const sentencepiece::SentencePieceProcessor& spm, const std::string& doc,
+               const std::vector<SegmentInfo>& segs, std::vector<uint32_t>& actual, uint32_t& total) {
+    actual.assign(segs.size(), 0);
+    const auto spt = spm.EncodeAsImmutableProto(doc);
+    total = uint32_t(spt.pieces_size());
+    size_t j = 0;
+    for (size_t i = 0; i < spt.pieces_size(); ++i) {
+        const uint32_t b = spt.pieces(int(i)).begin();
+        while (j + 1 < segs.size() && segs[j].end <= b) ++j;
+        while (j > 0 && segs[j].begin > b) --j;
+        actual[j] += 1;
+    }
+}
+
+}  // namespace
+
+std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
+    sentencepiece::SentencePieceProcessor spm;
+    {
+        const auto st = spm.Load(opt.spm_model);
+        if (!st.ok()) throw CalibrationError(opt.spm_model + ": cannot load sentencepiece model: " + st.ToString());
+    }
+    Model m;
+    {
+        std::string base = std::filesystem::path(opt.spm_model).stem().string();
+        m.name = base;
+        m.source = std::filesystem::path(opt.spm_model).filename().string();
+    }
+    m.vocab_size = uint32_t(spm.GetPieceSize());
+    // Normaliser behaviour, probed rather than read from the proto (the proto headers are not
+    // installed by Debian's libsentencepiece-dev).
+    {
+        std::vector<std::string> ps;
+        (void)spm.Encode("a", &ps);
+        m.add_dummy_prefix = !ps.empty() && starts_with(ps[0], WS_MARK);
+        (void)spm.Encode("a    b", &ps);
+        size_t marks = 0;
+        for (const auto& p : ps)
+            for (size_t i = 0; i + 3 <= p.size(); ++i) marks += p.compare(i, 3, WS_MARK) == 0;
+        m.remove_extra_whitespaces = marks < 4;
+    }
+    m.byte_fallback = false;
+    int max_ws = 1;
+    for (int id = 0; id < spm.GetPieceSize(); ++id) {
+        if (spm.IsByte(id)) {
+            m.byte_fallback = true;
+            continue;
+        }
+        if (spm.IsControl(id) || spm.IsUnknown(id) || spm.IsUnused(id)) continue;
+        std::string p = spm.IdToPiece(id);
+        if (all_ws_marks(p)) max_ws = std::max(max_ws, int(p.size() / 3));
+        m.pieces.push_back(std::move(p));
+    }
+    build_lookup(m);
+
+    // Priors.
+    m.ctrl_cost = FIX;
+    m.digit_cost = FIX;
+    m.han_scale = FIX;
+    for (int k = 0; k <= WS_MAX; ++k) m.ws_cost[size_t(k)] = to_fix(k == 0 ? 0.0 : std::ceil(double(k) / max_ws));
+    for (auto& h : m.hit_cost) h = FIX;
+    m.miss_cost.assign(MISS_SIZE, uint16_t(FIX));
+
+    const auto docs = read_corpus(opt.corpus, opt.max_corpus_bytes);
+    if (docs.empty()) throw CalibrationError("calibration corpus is empty");
+
+    // Pass 1: attribute true counts to segments, accumulate cells.
+    Acc ws[WS_MAX + 1], hit[N_TYPES * 2], ctrl, digit, han_actual, han_pred;
+    std::map<size_t, Acc> cell;                 // full miss cell
+    std::map<size_t, Acc> cell_tsl;             // (type, space, len)
+    std::map<size_t, Acc> cell_tl;              // (type, len)
+    Acc type_cpp[N_TYPES];                      // code points per piece for misses, per type
+    std::vector<SegmentInfo> segs;
+    std::vector<uint32_t> actual;
+    std::vector<std::vector<SegmentInfo>> all_segs(docs.size());
+    std::vector<std::vector<uint32_t>> all_actual(docs.size());
+    std::vector<uint32_t> doc_total(docs.size());
+    for (size_t d = 0; d < docs.size(); ++d) {
+        explain(m, docs[d].data(), docs[d].size(), segs);
+        uint32_t total = 0;
+        attribute(spm, docs[d], segs, actual, total);
+        doc_total[d] = total;
+        for (size_t i = 0; i < segs.size(); ++i) {
+            const auto& s = segs[i];
+            const double a = actual[i];
+            switch (s.kind) {
+                case 0: ws[s.len].add(a); break;
+                case 1: ctrl.add(a / (s.end - s.begin)); break;
+                case 2: digit.add(a / (s.end - s.begin)); break;
+                case 3: hit[s.type * 2 + s.space].add(a); break;
+                case 4: {
+                    cell[miss_index(s.type, s.space, s.cs, s.miss_kind, s.len)].add(a);
+                    cell_tsl[miss_index(s.type, s.space, 0, 0, s.len)].add(a);
+                    cell_tl[miss_index(s.type, 0, 0, 0, s.len)].add(a);
+                    if (s.len < LEN_MAX && a > 0) type_cpp[s.type].add(double(s.len) / a);
+                    break;
+                }
+                case 5:
+                    han_actual.add(a);
+                    han_pred.add(double(s.cost) / FIX);
+                    break;
+                default: break;
+            }
+        }
+        all_segs[d] = segs;
+        all_actual[d] = actual;
+        report.bytes += docs[d].size();
+    }
+    report.docs = docs.size();
+
+    // Costs from the cells.
+    m.ctrl_cost = to_fix(ctrl.mean(1.0));
+    m.digit_cost = to_fix(digit.mean(1.0));
+    for (int k = 1; k <= WS_MAX; ++k)
+        m.ws_cost[size_t(k)] = to_fix(shrink(ws[k], std::ceil(double(k) / max_ws), 2.0));
+    for (int i = 0; i < N_TYPES * 2; ++i) m.hit_cost[size_t(i)] = to_fix(shrink(hit[i], 1.0, 5.0));
+    if (han_pred.sum > 0) m.han_scale = to_fix(han_actual.sum / han_pred.sum);
+    for (int ty = 0; ty < N_TYPES; ++ty) {
+        const double cpp = std::max(1.0, type_cpp[ty].mean(ty == 1 ? 1.5 : 3.0));
+        for (int sp = 0; sp < 2; ++sp)
+            for (int cs = 0; cs < N_CASE; ++cs)
+                for (int kd = 0; kd < N_KIND; ++kd)
+                    for (int len = 0; len <= LEN_MAX; ++len) {
+                        const double prior0 = len == 0 ? double(sp) : std::max(1.0, len / cpp + 0.5);
+                        auto get = [](const std::map<size_t, Acc>& mp, size_t k) {
+                            auto it = mp.find(k);
+                            return it == mp.end() ? Acc{} : it->second;
+                        };
+                        const double p1 = shrink(get(cell_tl, miss_index(ty, 0, 0, 0, len)), prior0, 3.0);
+                        const double p2 = shrink(get(cell_tsl, miss_index(ty, sp, 0, 0, len)), p1, 3.0);
+                        const double v = shrink(get(cell, miss_index(ty, sp, cs, kd, len)), p2, 3.0);
+                        m.miss_cost[miss_index(ty, sp, cs, kd, len)] = uint16_t(to_fix(v));
+                    }
+    }
+
+    // Pass 2: fit error per document with the final costs.
+    std::vector<double> errs;
+    double sum_est = 0, sum_act = 0;
+    for (size_t d = 0; d < docs.size(); ++d) {
+        explain(m, docs[d].data(), docs[d].size(), segs);
+        uint64_t f = 0;
+        for (const auto& s : segs) f += s.cost;
+        const double est = double((f + FIX / 2) / FIX);
+        const double act = doc_total[d];
+        sum_est += est;
+        sum_act += act;
+        if (act > 0) errs.push_back(std::fabs(est - act) / act);
+    }
+    std::sort(errs.begin(), errs.end());
+    double mape = 0;
+    for (double e : errs) mape += e;
+    report.mape = errs.empty() ? 0 : mape / errs.size();
+    report.p95 = errs.empty() ? 0 : errs[std::min(errs.size() - 1, size_t(errs.size() * 0.95))];
+    report.bias = sum_act > 0 ? sum_est / sum_act - 1 : 0;
+    {
+        std::ostringstream os;
+        const char* kinds[] = {"whitespace", "control", "digit", "word-hit", "word-miss", "cjk", "?", "byte-fallback"};
+        double est_k[8] = {}, act_k[8] = {};
+        for (size_t d = 0; d < docs.size(); ++d) {
+            explain(m, docs[d].data(), docs[d].size(), segs);
+            for (size_t i = 0; i < segs.size() && i < all_actual[d].size(); ++i) {
+                est_k[segs[i].kind & 7] += double(segs[i].cost) / FIX;
+                act_k[segs[i].kind & 7] += all_actual[d][i];
+            }
+        }
+        for (int k = 0; k < 8; ++k) {
+            if (act_k[k] == 0 && est_k[k] == 0) continue;
+            os << "  " << kinds[k] << ": exact " << std::llround(act_k[k]) << " estimated " << std::llround(est_k[k])
+               << "\n";
+        }
+        os << "  han_max_chars " << m.han_max_chars << ", whitespace piece max " << max_ws << ", pieces "
+           << m.pieces.size() << "\n";
+        report.details = os.str();
+    }
+    return model_to_toml(m);
+}
+
+}  // namespace tlb::tokens

@@ -1,0 +1,473 @@
+// The estimator: kernel dispatch, the per-segment pricing loop, the piece set, and the public
+// Estimator methods. Everything reachable from Estimator::estimate() is noexcept, allocation-free
+// and built for the project baseline (SSE2 only); only the kernels use wider ISAs.
+#include <emmintrin.h>
+
+#include <algorithm>
+
+#include "tokens/model.hpp"
+
+namespace tlb::tokens {
+
+// ---- ISA selection ---------------------------------------------------------------------------
+
+bool isa_supported(Isa isa) noexcept {
+    switch (isa) {
+        case Isa::Scalar: return true;
+        case Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+        case Isa::Avx512:
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2");
+    }
+    return false;
+}
+
+Isa best_isa() noexcept {
+    static const Isa best = [] {
+        __builtin_cpu_init();
+        if (isa_supported(Isa::Avx512)) return Isa::Avx512;
+        if (isa_supported(Isa::Avx2)) return Isa::Avx2;
+        return Isa::Scalar;
+    }();
+    return best;
+}
+
+const char* isa_name(Isa isa) noexcept {
+    switch (isa) {
+        case Isa::Scalar: return "scalar";
+        case Isa::Avx2: return "avx2";
+        case Isa::Avx512: return "avx512";
+    }
+    return "?";
+}
+
+ClassifyFn classify_fn(Isa isa) noexcept {
+    switch (isa) {
+        case Isa::Avx512: return classify_avx512;
+        case Isa::Avx2: return classify_avx2;
+        default: return classify_scalar;
+    }
+}
+
+// ---- piece set -------------------------------------------------------------------------------
+
+void PieceSet::init(size_t keys) {
+    size_t buckets = 64;
+    while (buckets * 8 < keys * 2) buckets <<= 1;  // load <= 50%
+    slots.assign(buckets * 8, 0);
+    bucket_mask = uint32_t(buckets - 1);
+}
+
+void PieceSet::insert(uint64_t h) {
+    if (contains(h)) return;
+    const uint16_t f = fp(h);
+    uint32_t b = uint32_t(h) & bucket_mask;
+    for (;;) {
+        uint16_t* s = &slots[size_t(b) * 8];
+        for (int i = 0; i < 8; ++i) {
+            if (s[i] == 0) {
+                s[i] = f;
+                return;
+            }
+        }
+        b = (b + 1) & bucket_mask;
+    }
+}
+
+bool PieceSet::contains(uint64_t h) const noexcept {
+    const __m128i f = _mm_set1_epi16(short(fp(h)));
+    const __m128i zero = _mm_setzero_si128();
+    uint32_t b = uint32_t(h) & bucket_mask;
+    for (;;) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&slots[size_t(b) * 8]));
+        if (_mm_movemask_epi8(_mm_cmpeq_epi16(v, f))) return true;
+        if (_mm_movemask_epi8(_mm_cmpeq_epi16(v, zero))) return false;  // bucket not full: stop
+        b = (b + 1) & bucket_mask;
+    }
+}
+
+// ---- pricing ---------------------------------------------------------------------------------
+
+namespace {
+
+inline uint32_t popcnt32(uint32_t x) { return uint32_t(__builtin_popcount(x)); }
+
+// Decodes one UTF-8 code point at p[0..avail); returns its length (>=1) and the code point
+// (0xFFFFFFFF for malformed input, priced as one byte-fallback token per byte).
+inline uint32_t decode_cp(const uint8_t* p, size_t avail, uint32_t& cp) {
+    const uint8_t b = p[0];
+    if (b < 0x80) {
+        cp = b;
+        return 1;
+    }
+    uint32_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+    if (len == 1 || len > avail) {
+        cp = 0xFFFFFFFF;
+        return 1;
+    }
+    uint32_t v = b & (0x7F >> len);
+    for (uint32_t i = 1; i < len; ++i) {
+        if ((p[i] & 0xC0) != 0x80) {
+            cp = 0xFFFFFFFF;
+            return 1;
+        }
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    cp = v;
+    return len;
+}
+
+// The text and a zero-padded copy of its tail, so 32-byte reads never leave the buffer.
+struct Text {
+    const uint8_t* p;
+    size_t n;
+    size_t tail_start;
+    alignas(16) uint8_t tail[64 + KEY_MAX];
+
+    Text(const uint8_t* p_, size_t n_) : p(p_), n(n_) {
+        tail_start = n > 64 ? n - 64 : 0;
+        std::memset(tail, 0, sizeof tail);
+        std::memcpy(tail, p + tail_start, n - tail_start);
+    }
+    // 32 readable bytes at pos (bytes beyond n are zero only in the tail copy; callers mask).
+    const uint8_t* at(size_t pos) const {
+        return pos + KEY_MAX <= n ? p + pos : tail + (pos - tail_start);
+    }
+};
+
+struct WordFeat {
+    uint64_t w[4];
+    uint32_t high;   // bytes >= 0x80 (bit per byte, first 32 bytes)
+    uint32_t cont;   // continuation bytes
+    uint32_t upper;  // 'A'..'Z'
+};
+
+// Loads up to 32 body bytes, zeroes those beyond len, and computes byte masks (SSE2).
+inline void load_feat(const uint8_t* q, size_t len, WordFeat& f) {
+    const __m128i iota0 = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i iota1 = _mm_add_epi8(iota0, _mm_set1_epi8(16));
+    const __m128i l = _mm_set1_epi8(char(len > 32 ? 32 : len));
+    const __m128i a = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), _mm_cmpgt_epi8(l, iota0));
+    const __m128i b = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), _mm_cmpgt_epi8(l, iota1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&f.w[0]), a);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&f.w[2]), b);
+    f.high = uint32_t(_mm_movemask_epi8(a)) | (uint32_t(_mm_movemask_epi8(b)) << 16);
+    const __m128i c0 = _mm_set1_epi8(char(0xC0)), c8 = _mm_set1_epi8(char(0x80));
+    f.cont = uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(a, c0), c8))) |
+             (uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(b, c0), c8))) << 16);
+    const __m128i bias = _mm_set1_epi8(char(0x80 - 'A'));
+    const __m128i lim = _mm_set1_epi8(char(0x80 + 26));
+    // (x - 'A') < 26 unsigned  <=>  (x - 'A' + 0x80) < (26 + 0x80) signed-biased
+    f.upper = uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(a, bias), _mm_xor_si128(lim, c8)))) |
+              (uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(b, bias), _mm_xor_si128(lim, c8)))) << 16);
+}
+
+inline int case_class(uint32_t n_upper, bool first_upper, uint32_t cps) {
+    if (n_upper == 0) return 0;
+    if (first_upper && n_upper == 1) return 1;
+    if (n_upper == cps && cps > 1) return 2;
+    return 3;
+}
+
+struct Pricer {
+    const Model& m;
+    const Text& t;
+
+    uint32_t miss(int type, int space, int cs, int kind, uint32_t len) const {
+        return m.miss_cost[miss_index(type, space, cs, kind, int(len > LEN_MAX ? LEN_MAX : len))];
+    }
+
+    // Han-class run: greedy longest match against the vocabulary, extending while the
+    // growing prefix is itself a piece (BPE builds long pieces from shorter ones).
+    template <bool EXPLAIN>
+    uint32_t han(size_t b, size_t e, bool space, SegmentInfo* info) const {
+        uint32_t cost = 0;
+        size_t pos = b;
+        bool sp = space;
+        uint32_t cps = 0;
+        while (pos < e) {
+            const uint8_t* q = t.at(pos);
+            uint32_t cp;
+            const uint32_t l1 = decode_cp(q, e - pos, cp);
+            ++cps;
+            // Longest piece starting here (over whole code points).
+            size_t best = 0;
+            size_t end = pos + l1;
+            int chars = 1;
+            if (cp != 0xFFFFFFFF && m.han_max_chars > 1) {
+                while (chars < m.han_max_chars && end < e) {
+                    uint32_t cp2;
+                    const uint32_t l2 = decode_cp(t.at(end), e - end, cp2);
+                    if (cp2 == 0xFFFFFFFF || end + l2 - pos > KEY_MAX) break;
+                    if (!m.set.contains(key_hash(q, end + l2 - pos, sp))) break;
+                    end += l2;
+                    ++chars;
+                    best = end - pos;
+                }
+            }
+            if (best) {
+                cost += FIX;
+                pos += best;
+                cps += uint32_t(chars - 1);
+            } else {
+                if (cp != 0xFFFFFFFF && sp && m.set.contains(key_hash(q, l1, true))) {
+                    cost += FIX;
+                } else {
+                    if (sp) cost += m.ws_cost[1];
+                    cost += (cp != 0xFFFFFFFF && m.cp_single(cp)) ? FIX : l1 * FIX;
+                }
+                pos += l1;
+            }
+            sp = false;
+        }
+        cost = uint32_t((uint64_t(cost) * m.han_scale) >> 8);
+        if constexpr (EXPLAIN) {
+            info->kind = 5;
+            info->type = 5;
+            info->len = uint8_t(cps > 255 ? 255 : cps);
+        }
+        return cost;
+    }
+
+    // Word-like segment body [b, e) (letters of one script, or a punctuation/symbol run).
+    template <bool EXPLAIN>
+    uint32_t word(size_t b, size_t e, int type, bool space, SegmentInfo* info) const {
+        const size_t len = e - b;
+        const uint8_t* q = t.at(b);
+        uint32_t cps, n_upper = 0, missing_bytes = 0, missing_cps = 0;
+        bool first_upper = false;
+        bool keyable = len <= KEY_MAX;
+        uint64_t h = 0;
+        if (keyable) {
+            WordFeat f;
+            load_feat(q, len, f);
+            h = key_hash_words(f.w, len, space);
+            if (m.set.contains(h)) {
+                if constexpr (EXPLAIN) {
+                    info->kind = 3;
+                    info->len = uint8_t(len - popcnt32(f.cont));
+                }
+                return m.hit_cost[size_t(type) * 2 + space];
+            }
+            cps = uint32_t(len) - popcnt32(f.cont);
+            n_upper = popcnt32(f.upper);
+            first_upper = f.upper & 1;
+            if (f.high) {
+                // Non-ASCII: code points the vocabulary lacks fall back to bytes; Cyrillic case.
+                cps = 0;
+                n_upper = 0;
+                size_t i = 0;
+                while (i < len) {
+                    uint32_t cp;
+                    const uint32_t l = decode_cp(q + i, len - i, cp);
+                    if (cp == 0xFFFFFFFF || (cp >= 0x80 && !m.cp_single(cp))) {
+                        missing_bytes += l;
+                        ++missing_cps;
+                    } else {
+                        const bool up = (cp >= 'A' && cp <= 'Z') || (cp >= 0x410 && cp <= 0x42F) ||
+                                        cp == 0x401 || (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) ||
+                                        (cp >= 0x391 && cp <= 0x3A9);
+                        if (up) {
+                            if (cps == 0) first_upper = true;
+                            ++n_upper;
+                        }
+                        ++cps;
+                    }
+                    i += l;
+                }
+            }
+        } else {
+            // Longer than any piece: count code points only.
+            cps = 0;
+            for (size_t i = 0; i < len; ++i) {
+                const uint8_t c = b + i < t.n ? t.p[b + i] : 0;
+                if ((c & 0xC0) != 0x80) ++cps;
+                if (c >= 'A' && c <= 'Z') {
+                    if (i == 0) first_upper = true;
+                    ++n_upper;
+                }
+            }
+        }
+        const int cs = type == 1 ? 0 : case_class(n_upper, first_upper, cps);
+        int kind = 0;
+        if (space && keyable && missing_cps == 0) {
+            WordFeat f;
+            load_feat(q, len, f);
+            if (m.set.contains(key_hash_words(f.w, len, false))) kind = 1;
+        }
+        uint32_t cost;
+        if (missing_cps) {
+            cost = missing_bytes * FIX + (cps ? miss(type, space, cs, 0, cps) : (space ? m.ws_cost[1] : 0));
+        } else {
+            cost = miss(type, space, cs, kind, cps);
+        }
+        if constexpr (EXPLAIN) {
+            info->kind = missing_cps ? 7 : 4;
+            info->cs = uint8_t(cs);
+            info->miss_kind = uint8_t(kind);
+            info->len = uint8_t(cps > LEN_MAX ? LEN_MAX : cps);
+        }
+        return cost;
+    }
+
+    template <bool EXPLAIN>
+    uint32_t segment(size_t b, size_t e, SegmentInfo* info) const {
+        const uint8_t c0 = BYTE_CLASS[t.p[b]];
+        const bool first = b == 0 && m.add_dummy_prefix;
+        if constexpr (EXPLAIN) {
+            *info = SegmentInfo{uint32_t(b), uint32_t(e), 0, 0, 0, 0, 0, 0, 0};
+        }
+        uint32_t cost;
+        switch (c0) {
+            case BC_SP: {
+                if (e - b > 1 && t.p[b + 1] != ' ') {
+                    const uint8_t c1 = BYTE_CLASS[t.p[b + 1]];
+                    const int type = word_type(c1);
+                    if constexpr (EXPLAIN) {
+                        info->space = 1;
+                        info->type = uint8_t(type);
+                    }
+                    cost = type == 5 ? han<EXPLAIN>(b + 1, e, true, info)
+                                     : word<EXPLAIN>(b + 1, e, type, true, info);
+                    if (first) cost += m.ws_cost[1];
+                } else {
+                    size_t k = e - b + (first ? 1 : 0);
+                    if constexpr (EXPLAIN) {
+                        info->kind = 0;
+                        info->len = uint8_t(k > WS_MAX ? WS_MAX : k);
+                    }
+                    cost = m.ws_cost[k > WS_MAX ? WS_MAX : k];
+                }
+                break;
+            }
+            case BC_CTRL:
+                if constexpr (EXPLAIN) info->kind = 1;
+                cost = m.ctrl_cost * uint32_t(e - b);
+                break;
+            case BC_DIGIT:
+                if constexpr (EXPLAIN) info->kind = 2;
+                cost = m.digit_cost * uint32_t(e - b);
+                break;
+            case BC_CONT:
+                if constexpr (EXPLAIN) info->kind = 7;
+                cost = FIX * uint32_t(e - b);
+                break;
+            default: {
+                const int type = word_type(c0);
+                if constexpr (EXPLAIN) {
+                    info->space = first;
+                    info->type = uint8_t(type);
+                }
+                cost = type == 5 ? han<EXPLAIN>(b, e, first, info) : word<EXPLAIN>(b, e, type, first, info);
+                break;
+            }
+        }
+        if constexpr (EXPLAIN) info->cost = cost;
+        return cost;
+    }
+};
+
+template <bool EXPLAIN>
+uint64_t run(const Model& m, ClassifyFn fn, const uint8_t* p, size_t n, std::vector<SegmentInfo>* out) {
+    if (n == 0) return 0;
+    const Text text(p, n);
+    const Pricer pr{m, text};
+    KernelState st;
+    uint64_t starts[CHUNK / 64];
+    uint64_t total = 0;
+    size_t seg = 0;  // pending segment start (byte 0 always starts one)
+    for (size_t off = 0; off < n; off += CHUNK) {
+        const size_t len = std::min(CHUNK, n - off);
+        const int next = off + len < n ? int(p[off + len]) : -1;
+        fn(p + off, len, next, st, starts);
+        const size_t words = (len + 63) / 64;
+        for (size_t w = 0; w < words; ++w) {
+            uint64_t bits = starts[w];
+            while (bits) {
+                const size_t s = off + w * 64 + size_t(__builtin_ctzll(bits));
+                bits &= bits - 1;
+                if (s == seg) continue;
+                if constexpr (EXPLAIN) {
+                    SegmentInfo info;
+                    total += pr.template segment<true>(seg, s, &info);
+                    out->push_back(info);
+                } else {
+                    total += pr.template segment<false>(seg, s, nullptr);
+                }
+                seg = s;
+            }
+        }
+    }
+    if constexpr (EXPLAIN) {
+        SegmentInfo info;
+        total += pr.template segment<true>(seg, n, &info);
+        out->push_back(info);
+    } else {
+        total += pr.template segment<false>(seg, n, nullptr);
+    }
+    return total;
+}
+
+}  // namespace
+
+void explain(const Model& m, const char* p, size_t n, std::vector<SegmentInfo>& out) {
+    out.clear();
+    run<true>(m, classify_scalar, reinterpret_cast<const uint8_t*>(p), n, &out);
+}
+
+// ---- Estimator -------------------------------------------------------------------------------
+
+namespace {
+ClassifyFn default_fn() {
+    static const ClassifyFn fn = classify_fn(best_isa());
+    return fn;
+}
+}  // namespace
+
+Estimator::Estimator(std::unique_ptr<Model> m) : _model(std::move(m)) { default_fn(); }
+Estimator::Estimator(Estimator&&) noexcept = default;
+Estimator& Estimator::operator=(Estimator&&) noexcept = default;
+Estimator::~Estimator() = default;
+
+uint64_t Estimator::estimate_fixed(const char* p, size_t n) const noexcept {
+    return run<false>(*_model, default_fn(), reinterpret_cast<const uint8_t*>(p), n, nullptr);
+}
+
+uint32_t Estimator::estimate(const char* p, size_t n) const noexcept {
+    const uint64_t f = estimate_fixed(p, n);
+    const uint64_t t = (f + FIX / 2) / FIX;
+    return t > 0xFFFFFFFFu ? 0xFFFFFFFFu : uint32_t(t);
+}
+
+uint32_t Estimator::estimate(const char* p, size_t n, Isa isa) const noexcept {
+    if (!isa_supported(isa)) isa = Isa::Scalar;
+    const uint64_t f = run<false>(*_model, classify_fn(isa), reinterpret_cast<const uint8_t*>(p), n, nullptr);
+    const uint64_t t = (f + FIX / 2) / FIX;
+    return t > 0xFFFFFFFFu ? 0xFFFFFFFFu : uint32_t(t);
+}
+
+const std::string& Estimator::tokenizer_name() const noexcept { return _model->name; }
+
+Estimator Estimator::from_toml(std::string_view text, const std::string& source_name) {
+    auto m = std::make_unique<Model>(model_from_toml(text, source_name));
+    return Estimator(std::move(m));
+}
+
+Estimator Estimator::from_file(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw CalibrationError(path + ": cannot open calibration file");
+    std::string s;
+    char buf[65536];
+    size_t r;
+    while ((r = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, r);
+    std::fclose(f);
+    return from_toml(s, path);
+}
+
+Estimator Estimator::builtin() {
+    auto m = std::make_unique<Model>();
+    builtin_model(*m);
+    return Estimator(std::move(m));
+}
+
+}  // namespace tlb::tokens

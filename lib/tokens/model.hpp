@@ -1,0 +1,244 @@
+// Internal to lib/tokens: the calibrated model, the byte classes shared by every kernel, the
+// segment-key hash and the kernel function table. Not part of the public API (tokens.hpp).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tokens/tokens.hpp"
+
+namespace tlb::tokens {
+
+// Byte classes. A class is a coarse Unicode script decided by the byte alone (lead byte for
+// multi-byte sequences), which is what lets a SIMD kernel find segment boundaries 64 bytes at a
+// time. Sentencepiece never merges across a script change, whitespace-to-non-whitespace, a digit
+// (split_digits) or a control character, so its output factorises over these segments.
+enum ByteClass : uint8_t {
+    BC_SP = 0,      // ' '
+    BC_CTRL = 1,    // C0 controls except TAB, DEL, bytes that are never valid UTF-8: own segment
+    BC_DIGIT = 2,   // 0-9: own segment (split_digits)
+    BC_LATIN = 3,   // A-Z a-z, lead bytes C3-CB (U+00C0..U+02FF)
+    BC_PUNCT = 4,   // ASCII punctuation, TAB, lead C2 (U+0080..), E2 (U+2000..), EF (U+F000..), F0-F4
+    BC_CYR = 5,     // lead D0-D4 (U+0400..U+052F)
+    BC_GREEK = 6,   // lead CE-CF (U+0380..U+03FF)
+    BC_HAN = 7,     // lead E3-E9 (U+3000..U+9FFF: CJK punctuation, kana, ideographs)
+    BC_OTHER = 8,   // other scripts (Armenian, Hebrew, Arabic, Indic, Hangul, ...)
+    BC_CONT = 9,    // UTF-8 continuation byte: never starts a segment, inherits its lead's class
+    BC_COUNT = 10,
+};
+
+constexpr std::array<uint8_t, 256> make_byte_class() {
+    std::array<uint8_t, 256> t{};
+    for (int b = 0; b < 256; ++b) {
+        uint8_t c = BC_OTHER;
+        if (b < 0x20) c = BC_CTRL;
+        else if (b == 0x20) c = BC_SP;
+        else if (b >= '0' && b <= '9') c = BC_DIGIT;
+        else if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z')) c = BC_LATIN;
+        else if (b == 0x7f) c = BC_CTRL;
+        else if (b < 0x80) c = BC_PUNCT;
+        else if (b < 0xC0) c = BC_CONT;
+        else if (b < 0xC2) c = BC_CTRL;
+        else if (b == 0xC2) c = BC_PUNCT;
+        else if (b <= 0xCB) c = BC_LATIN;
+        else if (b <= 0xCD) c = BC_OTHER;
+        else if (b <= 0xCF) c = BC_GREEK;
+        else if (b <= 0xD4) c = BC_CYR;
+        else if (b <= 0xE1) c = BC_OTHER;
+        else if (b == 0xE2) c = BC_PUNCT;
+        else if (b <= 0xE9) c = BC_HAN;
+        else if (b <= 0xEE) c = BC_OTHER;
+        else if (b == 0xEF) c = BC_PUNCT;
+        else if (b <= 0xF4) c = BC_PUNCT;
+        else c = BC_CTRL;
+        t[b] = c;
+    }
+    t[0x09] = BC_PUNCT;  // sentencepiece treats TAB like punctuation (it is not whitespace to it)
+    return t;
+}
+inline constexpr std::array<uint8_t, 256> BYTE_CLASS = make_byte_class();
+
+// Classes a preceding space attaches to ("▁word", "▁{", "▁中"): the last space of a run starts
+// the following segment.
+constexpr bool attaches_space(uint8_t c) {
+    return c == BC_LATIN || c == BC_PUNCT || c == BC_CYR || c == BC_GREEK || c == BC_HAN ||
+           c == BC_OTHER;
+}
+
+// ---- kernels ---------------------------------------------------------------------------------
+// A kernel turns a chunk of bytes into a bitmask of segment starts (bit i of word i/64 = byte i
+// starts a segment). It is a pure function of the bytes, the carried state and one byte of
+// look-ahead, so every ISA produces the same bits (tested).
+constexpr size_t CHUNK = 4096;
+
+struct KernelState {
+    // Carried from the previous chunk (0xFF: none, start of text). r = raw class, c1/c2 = class
+    // after one/two continuation-propagation steps (see kernel_scalar.cpp for the definition).
+    uint8_t r1 = 0xFF;      // r of byte -1
+    uint8_t c1_1 = 0xFF;    // c1 of byte -1
+    uint8_t c1_2 = 0xFF;    // c1 of byte -2
+    uint8_t c2_1 = 0xFF;    // c2 of byte -1
+    bool attach1 = false;   // byte -1 was a space attached to byte 0
+};
+
+// p[0..n) is the chunk (n <= CHUNK); `next` is the byte after it or -1 at end of text.
+// starts must hold (n + 63) / 64 words. Updates `st` for the next chunk.
+using ClassifyFn = void (*)(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts);
+
+// State after a chunk depends only on its last four bytes (and `next`); SIMD kernels call this
+// instead of extracting lanes.
+inline void replay_state(const uint8_t* p, size_t n, int next, KernelState& st) {
+    size_t i = n >= 4 ? n - 4 : 0;
+    uint8_t r1 = st.r1, c1_1 = st.c1_1, c1_2 = st.c1_2, c2_1 = st.c2_1;
+    for (; i < n; ++i) {
+        const uint8_t r = BYTE_CLASS[p[i]];
+        const uint8_t c1 = r == BC_CONT ? r1 : r;
+        const uint8_t c2 = c1 == BC_CONT ? c1_2 : c1;
+        r1 = r;
+        c1_2 = c1_1;
+        c1_1 = c1;
+        c2_1 = c2;
+    }
+    if (n > 0) {
+        st.r1 = r1;
+        st.c1_1 = c1_1;
+        st.c1_2 = c1_2;
+        st.c2_1 = c2_1;
+        st.attach1 = r1 == BC_SP && next >= 0 && attaches_space(BYTE_CLASS[uint8_t(next)]);
+    }
+}
+
+void classify_scalar(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts);
+void classify_avx2(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts);
+void classify_avx512(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts);
+ClassifyFn classify_fn(Isa isa) noexcept;
+
+// ---- segment keys ----------------------------------------------------------------------------
+// A segment key is (leading space?, body bytes), body at most KEY_MAX bytes. Vocabulary pieces are
+// inserted with '▁' prefix mapped to the flag.
+constexpr size_t KEY_MAX = 32;
+
+inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x;
+}
+
+// Hash of a key whose body bytes are given zero-padded in w[0..3] (little-endian 8-byte words).
+inline uint64_t key_hash_words(const uint64_t* w, size_t len, bool space) {
+    uint64_t a = (w[0] ^ 0x9E3779B97F4A7C15ULL) * 0xbf58476d1ce4e5b9ULL;
+    uint64_t b = (w[1] ^ 0xC2B2AE3D27D4EB4FULL) * 0x94d049bb133111ebULL;
+    uint64_t c = (w[2] ^ 0x165667B19E3779F9ULL) * 0x9E3779B97F4A7C15ULL;
+    uint64_t d = (w[3] ^ 0x27D4EB2F165667C5ULL) * 0xC2B2AE3D27D4EB4FULL;
+    uint64_t h = a ^ (b >> 7 | b << 57) ^ (c >> 19 | c << 45) ^ (d >> 31 | d << 33) ^
+                 (uint64_t(len) << 1 | uint64_t(space)) * 0xff51afd7ed558ccdULL;
+    return mix64(h);
+}
+
+inline uint64_t key_hash(const uint8_t* body, size_t len, bool space) {
+    uint64_t w[4] = {0, 0, 0, 0};
+    std::memcpy(w, body, len < KEY_MAX ? len : KEY_MAX);
+    return key_hash_words(w, len, space);
+}
+
+// Bucketized fingerprint set: 8 x 16-bit fingerprints per 16-byte bucket, linear probing over
+// buckets that are full. 32k-piece vocabularies fit in 128 KiB (L2 resident).
+struct PieceSet {
+    std::vector<uint16_t> slots;  // buckets * 8, 0 = empty
+    uint32_t bucket_mask = 0;
+
+    static uint16_t fp(uint64_t h) {
+        uint16_t f = uint16_t(h >> 48);
+        return f ? f : 1;
+    }
+    void init(size_t keys);
+    void insert(uint64_t h);
+    bool contains(uint64_t h) const noexcept;
+};
+
+// ---- the model -------------------------------------------------------------------------------
+// Costs are fixed point, 1/256 token (FIX).
+constexpr uint32_t FIX = 256;
+constexpr int WS_MAX = 64;       // whitespace-only runs longer than this use the last entry
+constexpr int LEN_MAX = 24;      // code points; longer segments use the last length bucket
+constexpr int N_TYPES = 6;       // word types: LATIN, PUNCT, CYR, GREEK, OTHER, HAN(unused in tables)
+constexpr int N_CASE = 4;        // lower, Capitalised, UPPER, mixed
+constexpr int N_KIND = 2;        // plain miss, "body without the space is a piece"
+
+inline int word_type(uint8_t cls) {
+    switch (cls) {
+        case BC_LATIN: return 0;
+        case BC_PUNCT: return 1;
+        case BC_CYR: return 2;
+        case BC_GREEK: return 3;
+        case BC_HAN: return 5;
+        default: return 4;
+    }
+}
+inline const char* word_type_name(int t) {
+    static const char* names[] = {"latin", "punct", "cyrillic", "greek", "other", "han"};
+    return names[t];
+}
+
+inline size_t miss_index(int type, int space, int cs, int kind, int len) {
+    return ((((size_t(type) * 2 + space) * N_CASE + cs) * N_KIND + kind) * (LEN_MAX + 1)) + len;
+}
+constexpr size_t MISS_SIZE = size_t(N_TYPES) * 2 * N_CASE * N_KIND * (LEN_MAX + 1);
+
+struct Model {
+    std::string name;
+    std::string source;
+    uint32_t vocab_size = 0;
+    bool add_dummy_prefix = true;
+    bool remove_extra_whitespaces = false;
+    bool byte_fallback = true;
+
+    std::vector<std::string> pieces;  // vocabulary as written in the calibration file ("▁" kept)
+    PieceSet set;                     // keys of all pieces
+    std::vector<uint64_t> cp_bitmap;  // BMP code points that are single pieces (no leading space)
+    int han_max_chars = 1;            // longest Han-class piece in code points (capped)
+
+    // Costs (FIX units).
+    uint32_t ctrl_cost = FIX;
+    uint32_t digit_cost = FIX;
+    std::array<uint32_t, WS_MAX + 1> ws_cost{};  // whitespace-only run of k spaces
+    std::array<uint32_t, N_TYPES * 2> hit_cost{};  // segment that is a piece, per (type, space)
+    std::vector<uint16_t> miss_cost;        // MISS_SIZE
+    uint32_t han_scale = FIX;               // correction on greedy Han matching (x/256)
+
+    bool cp_single(uint32_t cp) const noexcept {
+        if (cp < 0x10000) return (cp_bitmap[cp >> 6] >> (cp & 63)) & 1;
+        return false;
+    }
+};
+
+// Builds the lookup structures (set, bitmap) from `pieces`. Throws CalibrationError.
+void build_lookup(Model& m);
+// Writes the model as TOML.
+std::string model_to_toml(const Model& m);
+Model model_from_toml(std::string_view text, const std::string& source);
+void builtin_model(Model& m);
+
+// Per-segment detail for calibration and diagnostics (the data plane never builds these).
+struct SegmentInfo {
+    uint32_t begin, end;     // byte offsets in the text
+    uint8_t kind;            // 0 ws-only, 1 ctrl, 2 digit, 3 word hit, 4 word miss, 5 han, 6 space-before-digit, 7 other
+    uint8_t type;            // word type
+    uint8_t space;           // leading space (real or dummy prefix)
+    uint8_t cs;              // case class
+    uint8_t miss_kind;       // 0/1
+    uint8_t len;             // code points (capped LEN_MAX), or ws run length (capped WS_MAX)
+    uint32_t cost;           // FIX units
+};
+// Runs the same segmentation and pricing as estimate() and calls back per segment.
+// Used by calibration; slow path (std::vector).
+void explain(const Model& m, const char* p, size_t n, std::vector<SegmentInfo>& out);
+
+}  // namespace tlb::tokens

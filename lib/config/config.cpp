@@ -1185,7 +1185,9 @@ std::string reference_markdown() {
         "Errors are one line: `FILE:LINE: key.path: what is wrong (expected ...)`, for example\n\n"
         "```\nconf/x.toml:12: backends[1].address: \"10.0.0.300:80\" is not a valid IPv4 address:port "
         "(expected an IPv4 address:port such as \"10.20.0.11:8000\")\n```\n\n"
-        "Array entries are numbered from 0 (`backends[1]` is the second `[[backends]]`).\n\n"
+        "Array entries are numbered from 0 (`backends[1]` is the second `[[backends]]`). A missing "
+        "required key is reported at the line of its table header, or at line 1 when the whole "
+        "section is absent. Loading stops at the first error.\n\n"
         "## Rules across keys\n\n";
     for (auto r : CROSS_RULES) out += "- " + std::string(r) + "\n";
     for (auto& s : SECTIONS) {

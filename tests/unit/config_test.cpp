@@ -457,10 +457,22 @@ TEST(Config, EffectiveConfigListsDefaults) {
 // Reference docs and sample stay in step with the declarations.
 
 TEST(Config, DocsAreGenerated) {
-    std::string md = reference_markdown();
-    EXPECT_EQ(read(SRC + "/docs/config.md"), md)
-        << "docs/config.md is out of date; regenerate it with\n"
-        << "  ninja -C build-x tlb-config-docgen && build-x/lib/config/tlb-config-docgen > docs/config.md";
+    std::istringstream want(reference_markdown()), have(read(SRC + "/docs/config.md"));
+    std::string w, h;
+    int line = 0;
+    bool more_w = true, more_h = true;
+    while (more_w || more_h) {
+        more_w = bool(std::getline(want, w));
+        more_h = bool(std::getline(have, h));
+        if (!more_w) w = "<end of file>";
+        if (!more_h) h = "<end of file>";
+        ++line;
+        if (w != h || more_w != more_h) break;
+    }
+    EXPECT_FALSE(more_w || more_h)
+        << "docs/config.md differs from reference_markdown() at line " << line << ":\n  docs:      " << h
+        << "\n  generated: " << w << "\nRegenerate it with\n"
+        << "  ninja -C build-x lib/config/tlb-config-docgen && build-x/lib/config/tlb-config-docgen > docs/config.md";
 }
 
 std::vector<std::string> documented_keys() {

@@ -206,7 +206,7 @@ Decision token_aware(const Params& p, const RequestFeatures& f, const View& v, u
     };
 
     Decision d;
-    uint32_t start = static_cast<uint32_t>(st.rr_next++ & 63);
+    uint32_t start = static_cast<uint32_t>(st.rr_next++ % v.n);
     uint64_t rot = rotate_mask(mask, start);
     float best_key = 0;
     float best_ttft = 0, best_e2e = 0, best_cached = 0;
@@ -295,7 +295,7 @@ Decision decide(const Params& p, const RequestFeatures& f, const View& v, State&
     switch (p.kind) {
         case Kind::RoundRobin: {
             // Cursor over backend indices; skips ineligible ones.
-            uint32_t start = static_cast<uint32_t>(st.rr_next % 64);
+            uint32_t start = static_cast<uint32_t>(st.rr_next % v.n);
             uint64_t rot = rotate_mask(mask, start);
             uint32_t b = (ctz(rot) + start) & 63;
             st.rr_next = b + 1;
@@ -306,7 +306,7 @@ Decision decide(const Params& p, const RequestFeatures& f, const View& v, State&
             d = pick(static_cast<int32_t>(nth_bit(mask, rng.below(popcount(mask)))), Reason::Random);
             break;
         case Kind::LeastRequests: {
-            uint32_t start = static_cast<uint32_t>(st.rr_next++ & 63);
+            uint32_t start = static_cast<uint32_t>(st.rr_next++ % v.n);
             d = pick(argmin(mask, start, [&](uint32_t b) { return v.b[b].outstanding; }),
                      Reason::LeastRequests);
             break;
@@ -325,7 +325,7 @@ Decision decide(const Params& p, const RequestFeatures& f, const View& v, State&
             break;
         }
         case Kind::LeastTokens: {
-            uint32_t start = static_cast<uint32_t>(st.rr_next++ & 63);
+            uint32_t start = static_cast<uint32_t>(st.rr_next++ % v.n);
             d = pick(argmin(mask, start, [&](uint32_t b) { return load_tokens(v.b[b]); }),
                      Reason::LeastTokens);
             break;

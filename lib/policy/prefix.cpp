@@ -45,6 +45,8 @@ bool PrefixDirectory::trusted(const Entry& e, uint32_t i, const scoreboard::View
 void PrefixDirectory::record(const uint64_t* hashes, const uint32_t* tokens, uint32_t n,
                              uint32_t backend, uint32_t tokens_written) {
     if (backend >= scoreboard::MAX_BACKENDS) return;
+    // The request's own tokens do not age its own prefix: stamp after advancing the clock.
+    _clock[backend] += tokens_written;
     uint64_t now = _clock[backend];
     for (uint32_t p = 0; p < n; ++p) {
         uint64_t h = hashes[p];
@@ -85,7 +87,6 @@ void PrefixDirectory::record(const uint64_t* hashes, const uint32_t* tokens, uin
         }
         slot->clock[idx] = now;
     }
-    _clock[backend] += tokens_written;
 }
 
 PrefixMatch PrefixDirectory::lookup(const uint64_t* hashes, const uint32_t* tokens, uint32_t n,

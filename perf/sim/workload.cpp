@@ -203,8 +203,8 @@ bool make_scenario(const std::string& name, uint32_t n, uint64_t seed, double ra
             TraceRequest r;
             r.t = t;
             r.model = MODEL;
-            if (u01(sizes) < 0.15) {  // RAG: long retrieved context, short answer
-                r.prompt_tokens = 6000 + static_cast<uint32_t>(u01(sizes) * 18000);
+            if (u01(sizes) < 0.2) {  // RAG: long retrieved context, short answer
+                r.prompt_tokens = 4000 + static_cast<uint32_t>(u01(sizes) * 12000);
                 r.max_tokens = 512;
                 r.output_tokens = lognormal(sizes, 120, 0.6, 4, r.max_tokens);
                 r.tags.push_back("rag");

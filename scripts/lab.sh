@@ -263,9 +263,10 @@ cmd_start() {
   log "appliance running (pid $pid, log $LAB_RUN/tokenlb.log, config $run_config)"
 }
 
-stop_one() { # pidfile name
-  local pid
+stop_one() { # pidfile name; returns 0 when it stopped a live process
+  local pid stopped=1
   if pid=$(live_pid "$1"); then
+    stopped=0
     kill -TERM "$pid" 2>/dev/null || true
     local i
     for ((i = 0; i < 100; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
@@ -277,17 +278,20 @@ stop_one() { # pidfile name
     log "stopped $2 (pid $pid)"
   fi
   rm -f "$1" "$1.exe"
+  return $stopped
 }
 
 cmd_stop() {
   [ -d "$LAB_RUN" ] || return 0
   # Appliance first (it holds connections to the backends), then the backends.
-  stop_one "$LAB_RUN/tokenlb.pid" tokenlb
-  if [ -f "$LAB_RUN/tokenlb.log" ]; then grep -E "^tokenlb: (counters|port|exit)" "$LAB_RUN/tokenlb.log" | tail -n 4 || true; fi
+  if stop_one "$LAB_RUN/tokenlb.pid" tokenlb && [ -f "$LAB_RUN/tokenlb.log" ]; then
+    # The exit summary: counters line, one line per port, exit code.
+    awk '/^tokenlb: stopping/ { p = 1 } p && /^tokenlb: (counters|port|exit)/' "$LAB_RUN/tokenlb.log" || true
+  fi
   local f
   for f in "$LAB_RUN"/gpu-emu-*.pid; do
     [ -e "$f" ] || continue
-    stop_one "$f" "$(basename "$f" .pid)"
+    stop_one "$f" "$(basename "$f" .pid)" || true
   done
   return 0
 }

@@ -301,7 +301,14 @@ const std::vector<KeyDef<Policy>>& policy_keys() {
         {.name = "latency_budget_s", .kind = Kind::Float, .field = &Policy::latency_budget_s,
          .def = "10.0", .lo = 0.001, .hi = 3600, .doc = "End-to-end latency budget for objective = \"cost\"."},
         {.name = "prefix_bonus", .kind = Kind::Float, .field = &Policy::prefix_bonus, .def = "1.0",
-         .lo = 0, .hi = 100, .doc = "Weight of the prefix-cache bonus (0 disables it)."},
+         .lo = 0, .hi = 1,
+         .doc = "Fraction of a recently served prompt prefix assumed still cached on that backend "
+                "(prefix-cache bonus; 0 disables it)."},
+        {.name = "bounded_load", .kind = Kind::Float, .field = &Policy::bounded_load, .def = "1.25",
+         .lo = 1, .hi = 100,
+         .doc = "prefix_hash: a backend takes a prefix's requests while its load is at most "
+                "ceil(bounded_load x mean load), then they spill to the next in hash order "
+                "(consistent hashing with bounded loads)."},
         {.name = "max_attempts", .kind = Kind::UInt, .field = &Policy::max_attempts, .def = "3",
          .lo = 1, .hi = 10,
          .doc = "Send attempts per request (retries on connect failure, 429 or 503 before any "

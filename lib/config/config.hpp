@@ -108,7 +108,8 @@ struct Policy {
     std::string name = "token_aware";  // round_robin|random|least_requests|power_of_two|least_tokens|prefix_hash|token_aware
     std::string objective = "ttft";    // ttft|e2e|cost
     double latency_budget_s = 10.0;    // for objective=cost
-    double prefix_bonus = 1.0;         // weight of the prefix-cache bonus
+    double prefix_bonus = 1.0;         // 0..1: fraction of matched prefix tokens assumed cached
+    double bounded_load = 1.25;        // prefix_hash: max load = ceil(bounded_load * mean)
     uint32_t max_attempts = 3;         // send attempts per request (retries on failure/429/503)
     uint32_t prefix_block_bytes = 256; // prefix fingerprint block size
     uint32_t default_output_tokens = 256; // expected output length before anything is learned

@@ -96,7 +96,7 @@ public:
     uint16_t mss() const { return _mss; }
     bool fin_sent() const { return _fin_sent; }
     bool fin_acked() const { return _fin_acked; }
-    bool all_acked() const { return _una == _end && (!_fin_queued || _fin_acked); }
+    bool all_acked() const { return _fin_queued ? _fin_acked : _una == _end; }
     // Where byte stream offset 0 of the queued data sits (iss + 1): maps seq -> queue offset.
     uint32_t data_base() const { return _base; }
 

@@ -39,16 +39,15 @@ inline uint64_t load_le64(const uint8_t* p) {
     return v;
 }
 
-// SipHash-2-4 of exactly 24 bytes given as three little-endian words (the cookie's input).
-inline uint64_t siphash24_3w(uint64_t k0, uint64_t k1, uint64_t a, uint64_t b, uint64_t c) {
+}  // namespace
+
+uint64_t siphash24_3w(uint64_t k0, uint64_t k1, uint64_t a, uint64_t b, uint64_t c) {
     SipState s(k0, k1);
     s.compress(a);
     s.compress(b);
     s.compress(c);
     return s.finish(uint64_t(24) << 56);
 }
-
-}  // namespace
 
 uint64_t siphash24(uint64_t k0, uint64_t k1, const void* data, size_t len) {
     const uint8_t* p = static_cast<const uint8_t*>(data);

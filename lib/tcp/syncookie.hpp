@@ -38,6 +38,9 @@ namespace tlb::tcp {
 
 // SipHash-2-4 (Aumasson & Bernstein), reference behaviour: 64-bit output.
 uint64_t siphash24(uint64_t k0, uint64_t k1, const void* data, size_t len);
+// The same function for exactly 24 bytes given as three little-endian 64-bit words (the cookie's
+// input, without the byte loop).
+uint64_t siphash24_3w(uint64_t k0, uint64_t k1, uint64_t a, uint64_t b, uint64_t c);
 
 struct CookieOptions {
     uint16_t mss = 536;       // MSS the client may receive (from MSS_TABLE)

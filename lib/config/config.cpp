@@ -364,6 +364,11 @@ const std::vector<KeyDef<Limits>>& limits_keys() {
          .hi = 65536, .doc = "Backend connections each worker opens per backend at start."},
         {.name = "pool_max", .kind = Kind::UInt, .field = &Limits::pool_max, .def = "256", .lo = 1,
          .hi = 65536, .doc = "Most backend connections per worker and backend."},
+        {.name = "pool_idle_timeout_ms", .kind = Kind::UInt, .field = &Limits::pool_idle_timeout_ms,
+         .def = "30000", .lo = 100, .hi = 3600000,
+         .doc = "Idle pooled backend connections are closed after this. Keep it below the backends' "
+                "own keep-alive timeout (vLLM's HTTP server closes idle connections after 5 s), or "
+                "requests meet connections the backend is closing."},
     });
     return keys;
 }

@@ -131,6 +131,7 @@ struct Limits {
     uint32_t max_ooo_segments = 16;      // out-of-order segments held per connection
     uint32_t pool_prewarm = 2;           // backend connections opened per worker and backend at start
     uint32_t pool_max = 256;             // per worker and backend
+    uint32_t pool_idle_timeout_ms = 30000;  // idle pooled backend connections are closed after this
     bool operator==(const Limits&) const = default;
 };
 

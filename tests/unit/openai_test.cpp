@@ -1,0 +1,595 @@
+// lib/openai: request body extraction (valid and invalid variants), padding contract, model
+// rewrite, usage extraction from bodies and SSE, and the no-allocation check for the per-request
+// path (http request framing + extraction + response framing + usage).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "http/request.hpp"
+#include "http/response.hpp"
+#include "openai/request.hpp"
+#include "openai/usage.hpp"
+
+// Counts every heap allocation in this binary; the no-allocation test reads it around the
+// per-request calls.
+static std::atomic<uint64_t> g_allocs{0};
+void* operator new(size_t n) {
+    g_allocs.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](size_t n) {
+    g_allocs.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new(size_t n, const std::nothrow_t&) noexcept {
+    g_allocs.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n ? n : 1);
+}
+void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+    g_allocs.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n ? n : 1);
+}
+// Pairs with the malloc above; GCC cannot see that and warns about free() on new'd memory.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
+
+using namespace tlb::openai;
+
+namespace {
+
+constexpr size_t MAX_BODY = 1 << 20;
+
+struct Fixture {
+    Extractor ex;
+    std::vector<uint8_t> scratch = std::vector<uint8_t>(MAX_BODY);
+    Request req;
+    Fixture() { EXPECT_TRUE(ex.init(MAX_BODY)); }
+    // Parses body from a buffer with padding (in place), and again without (copy path); both
+    // must agree.
+    Error run(const std::string& body, Endpoint ep = Endpoint::CHAT_COMPLETIONS) {
+        std::vector<uint8_t> padded(body.size() + PADDING, 'x');
+        std::memcpy(padded.data(), body.data(), body.size());
+        Error e1 = ex.extract(ep, padded.data(), body.size(), padded.size(), scratch.data(), scratch.size(), req);
+        std::string m1 = ex.message();
+        std::string t1 = text();
+        std::vector<uint8_t> tight(body.begin(), body.end());
+        Error e2 = ex.extract(ep, tight.data(), tight.size(), tight.size(), scratch.data(), scratch.size(), req);
+        EXPECT_EQ(e1, e2) << body;
+        EXPECT_EQ(m1, ex.message()) << body;
+        EXPECT_EQ(t1, text()) << body;
+        return e2;
+    }
+    std::string text() const { return std::string(reinterpret_cast<const char*>(req.text), req.text_len); }
+    std::string span(uint32_t i) const { return std::string(req.span_text(req.spans[i])); }
+    std::string msg() const { return ex.message(); }
+};
+
+std::string chat(const std::string& messages, const std::string& extra = "") {
+    return R"({"model":"llama-3-8b","messages":)" + messages + extra + "}";
+}
+
+}  // namespace
+
+// ---- valid bodies ---------------------------------------------------------------------------
+
+TEST(OpenAiExtract, SimpleChat) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"Hello there"}])")), Error::NONE) << f.msg();
+    EXPECT_EQ(f.req.model, "llama-3-8b");
+    EXPECT_EQ(f.req.message_count, 1u);
+    ASSERT_EQ(f.req.span_count, 1u);
+    EXPECT_EQ(f.span(0), "Hello there");
+    EXPECT_EQ(f.req.spans[0].role, Role::USER);
+    EXPECT_EQ(f.req.spans[0].source, Source::MESSAGE);
+    EXPECT_EQ(f.req.max_tokens, -1);
+    EXPECT_EQ(f.req.n, 1u);
+    EXPECT_FALSE(f.req.stream);
+}
+
+TEST(OpenAiExtract, RolesAndOrder) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"system","content":"Be brief."},{"role":"user","content":"Q1"},)"
+                         R"({"role":"assistant","content":"A1"},{"content":"Q2","role":"user"},)"
+                         R"({"role":"developer","content":"D"},{"role":"tool","content":"T","tool_call_id":"c1"}])")),
+              Error::NONE) << f.msg();
+    ASSERT_EQ(f.req.span_count, 6u);
+    EXPECT_EQ(f.text(), "Be brief.\nQ1\nA1\nQ2\nD\nT");
+    EXPECT_EQ(f.req.spans[0].role, Role::SYSTEM);
+    EXPECT_EQ(f.req.spans[2].role, Role::ASSISTANT);
+    EXPECT_EQ(f.req.spans[3].role, Role::USER);  // role after content is patched in
+    EXPECT_EQ(f.req.spans[3].index, 3u);
+    EXPECT_EQ(f.req.spans[4].role, Role::DEVELOPER);
+    EXPECT_EQ(f.req.spans[5].role, Role::TOOL);
+}
+
+TEST(OpenAiExtract, EscapesAreDecoded) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"a\"b\\c\/d\ne\tf\r\b\f"}])")), Error::NONE) << f.msg();
+    EXPECT_EQ(f.span(0), "a\"b\\c/d\ne\tf\r\b\f");
+}
+
+TEST(OpenAiExtract, UnicodeEscapesAndSurrogatePairs) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"caf\u00e9 \u4e2d\u6587 \ud83d\ude00 \u0000x"}])")), Error::NONE) << f.msg();
+    EXPECT_EQ(f.span(0), std::string("caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 ") + std::string(1, '\0') + "x");
+}
+
+TEST(OpenAiExtract, RawUtf8PassesThrough) {
+    Fixture f;
+    std::string s = "Привет, мир. 你好，世界。 ¿Qué tal? Grüße";
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":")" + s + R"("}])")), Error::NONE);
+    EXPECT_EQ(f.span(0), s);
+}
+
+TEST(OpenAiExtract, ContentPartArrays) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":[{"type":"text","text":"Describe"},)"
+                         R"({"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},)"
+                         R"({"text":"text before type","type":"text"},)"
+                         R"({"type":"input_audio","input_audio":{"data":"x","format":"wav"}},)"
+                         R"({"text":"dropped: not a text part","type":"image_url","image_url":{"url":"u"}}]}])")),
+              Error::NONE) << f.msg();
+    ASSERT_EQ(f.req.span_count, 2u);
+    EXPECT_EQ(f.text(), "Describe\ntext before type");
+    EXPECT_EQ(f.req.image_parts, 2u);
+    EXPECT_EQ(f.req.other_parts, 1u);
+}
+
+TEST(OpenAiExtract, ToolCallsInHistory) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"weather?"},{"role":"assistant","content":null,)"
+                         R"("tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},)"
+                         R"({"role":"tool","tool_call_id":"c1","content":"sunny"}])")),
+              Error::NONE) << f.msg();
+    EXPECT_EQ(f.text(), "weather?\nget_weather\n{\"city\":\"Paris\"}\nsunny");
+    EXPECT_EQ(f.req.spans[1].source, Source::TOOL_CALL);
+}
+
+TEST(OpenAiExtract, NestedToolDefinitions) {
+    Fixture f;
+    std::string tools = R"(,"tools":[{"type":"function","function":{"name":"search","description":"Search the web",)"
+                        R"("parameters":{"type":"object","properties":{"q":{"type":"string","enum":["a","b"]},)"
+                        R"("opts":{"type":"object","properties":{"deep":{"type":"array","items":[{"x":[1,[2,{"y":null}]]}]}}}},"required":["q"]}}},)"
+                        R"({"type":"function","function":{"name":"noop"}}],"tool_choice":"auto")";
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"hi"}])", tools)), Error::NONE) << f.msg();
+    EXPECT_EQ(f.req.tool_count, 2u);
+    ASSERT_EQ(f.req.span_count, 5u);
+    EXPECT_EQ(f.span(1), "search");
+    EXPECT_EQ(f.span(2), "Search the web");
+    EXPECT_EQ(f.span(3).substr(0, 16), R"({"type":"object")");
+    EXPECT_EQ(f.span(3).back(), '}');
+    EXPECT_EQ(f.span(4), "noop");
+    EXPECT_EQ(f.req.spans[3].source, Source::TOOL_DEF);
+}
+
+TEST(OpenAiExtract, LegacyFunctions) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"x"}])",
+                         R"(,"functions":[{"name":"f","description":"d","parameters":{"type":"object"}}])")),
+              Error::NONE) << f.msg();
+    EXPECT_EQ(f.text(), "x\nf\nd\n{\"type\":\"object\"}");
+}
+
+TEST(OpenAiExtract, ScalarOptions) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"x"}])",
+                         R"(,"max_tokens":256,"n":3,"stream":true,"stream_options":{"include_usage":true},"user":"u-42","temperature":0.2)")),
+              Error::NONE) << f.msg();
+    EXPECT_EQ(f.req.max_tokens, 256);
+    EXPECT_EQ(f.req.n, 3u);
+    EXPECT_TRUE(f.req.stream);
+    EXPECT_TRUE(f.req.include_usage);
+    EXPECT_EQ(f.req.user, "u-42");
+}
+
+TEST(OpenAiExtract, MaxCompletionTokensWins) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"x"}])", R"(,"max_completion_tokens":100,"max_tokens":5)")), Error::NONE);
+    EXPECT_EQ(f.req.max_tokens, 100);
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"x"}])", R"(,"max_tokens":5,"max_completion_tokens":100)")), Error::NONE);
+    EXPECT_EQ(f.req.max_tokens, 100);
+}
+
+TEST(OpenAiExtract, NullsMeanAbsent) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"x"}])",
+                         R"(,"max_tokens":null,"stream":null,"stream_options":null,"user":null,"n":null,"tools":null)")),
+              Error::NONE) << f.msg();
+    EXPECT_EQ(f.req.max_tokens, -1);
+    EXPECT_FALSE(f.req.stream);
+    EXPECT_EQ(f.req.n, 1u);
+}
+
+TEST(OpenAiExtract, EscapedKeyIsTheSameField) {
+    Fixture f;
+    ASSERT_EQ(f.run(R"({"mod\u0065l":"m2","messages":[{"role":"user","content":"x"}]})"), Error::NONE) << f.msg();
+    EXPECT_EQ(f.req.model, "m2");
+    // ... and therefore a duplicate of a plain "model".
+    EXPECT_EQ(f.run(R"({"model":"m1","mod\u0065l":"m2","messages":[{"role":"user","content":"x"}]})"), Error::DUPLICATE_FIELD);
+    EXPECT_EQ(f.msg(), "model appears more than once");
+}
+
+TEST(OpenAiExtract, UnknownFieldsSkipped) {
+    Fixture f;
+    ASSERT_EQ(f.run(R"({"logit_bias":{"1":2},"response_format":{"type":"json_schema","json_schema":{"schema":{"a":[1,2,{"b":"}"}]}}},)"
+                    R"("model":"m","seed":1,"messages":[{"role":"user","content":"x","name":"bob"}],"metadata":null})"),
+              Error::NONE) << f.msg();
+    EXPECT_EQ(f.text(), "x");
+    EXPECT_EQ(f.req.model, "m");
+}
+
+TEST(OpenAiExtract, DeepNestingInSkippedFieldsIsFine) {
+    // Skipped values are walked iteratively by On-Demand: no recursion, no depth limit to trip.
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":"x"}])", R"(,"x":)" + std::string(3000, '[') + std::string(3000, ']'))),
+              Error::NONE) << f.msg();
+    EXPECT_EQ(f.span(0), "x");
+}
+
+TEST(OpenAiExtract, PrettyPrintedWhitespace) {
+    Fixture f;
+    ASSERT_EQ(f.run("\n{\n  \"model\" :  \"m\" ,\n  \"messages\" : [ { \"role\" : \"user\" , \"content\" : \"x\" } ]\n}\n  "), Error::NONE) << f.msg();
+    EXPECT_EQ(f.req.model, "m");
+    EXPECT_EQ(f.span(0), "x");
+}
+
+TEST(OpenAiExtract, EmptyContentHasNoSpan) {
+    Fixture f;
+    ASSERT_EQ(f.run(chat(R"([{"role":"user","content":""},{"role":"user","content":[]}])")), Error::NONE);
+    EXPECT_EQ(f.req.span_count, 0u);
+    EXPECT_EQ(f.req.message_count, 2u);
+}
+
+TEST(OpenAiExtract, CompletionsPromptForms) {
+    Fixture f;
+    ASSERT_EQ(f.run(R"({"model":"m","prompt":"Once upon","max_tokens":7})", Endpoint::COMPLETIONS), Error::NONE) << f.msg();
+    EXPECT_EQ(f.text(), "Once upon");
+    EXPECT_EQ(f.req.spans[0].source, Source::PROMPT);
+    EXPECT_EQ(f.req.max_tokens, 7);
+    ASSERT_EQ(f.run(R"({"model":"m","prompt":["a","b\u00e9"]})", Endpoint::COMPLETIONS), Error::NONE);
+    EXPECT_EQ(f.req.span_count, 2u);
+    EXPECT_EQ(f.span(1), "b\xc3\xa9");
+    ASSERT_EQ(f.run(R"({"model":"m","prompt":[1,2,3]})", Endpoint::COMPLETIONS), Error::NONE);
+    EXPECT_EQ(f.req.prompt_token_ids, 3u);
+    ASSERT_EQ(f.run(R"({"model":"m","prompt":[[1,2],[3]]})", Endpoint::COMPLETIONS), Error::NONE);
+    EXPECT_EQ(f.req.prompt_token_ids, 3u);
+    // "messages" is not looked at on /v1/completions, "prompt" not on chat.
+    ASSERT_EQ(f.run(R"({"model":"m","prompt":"p","messages":5})", Endpoint::COMPLETIONS), Error::NONE);
+    EXPECT_EQ(f.run(R"({"model":"m","prompt":{"x":1}})", Endpoint::COMPLETIONS), Error::WRONG_TYPE);
+    EXPECT_EQ(f.msg(), "prompt must be a string, an array of strings, or token ids");
+    EXPECT_EQ(f.run(R"({"model":"m","prompt":[1,-2]})", Endpoint::COMPLETIONS), Error::WRONG_TYPE);
+    EXPECT_EQ(f.msg(), "prompt[1] must be a token id (non-negative integer)");
+}
+
+TEST(OpenAiExtract, ManyPiecesMergeIntoLastSpan) {
+    Fixture f;
+    std::string msgs = "[";
+    for (uint32_t i = 0; i < MAX_SPANS + 10; ++i) msgs += std::string(i ? "," : "") + R"({"role":"user","content":"m)" + std::to_string(i) + "\"}";
+    msgs += "]";
+    ASSERT_EQ(f.run(chat(msgs)), Error::NONE);
+    EXPECT_EQ(f.req.span_count, MAX_SPANS);
+    EXPECT_TRUE(f.req.spans_merged);
+    EXPECT_EQ(f.req.message_count, MAX_SPANS + 10);
+    // No text is lost: the last span runs to the end of the text.
+    const TextSpan& last = f.req.spans[MAX_SPANS - 1];
+    EXPECT_EQ(last.off + last.len, f.req.text_len);
+    EXPECT_EQ(f.span(MAX_SPANS - 1).substr(f.span(MAX_SPANS - 1).size() - 4), "m521");
+}
+
+// ---- invalid bodies: each names the field ---------------------------------------------------
+
+struct Bad {
+    std::string body;
+    Error err;
+    std::string message;
+    Endpoint ep = Endpoint::CHAT_COMPLETIONS;
+};
+
+TEST(OpenAiExtract, InvalidBodiesNameTheField) {
+    const std::string M = R"("messages":[{"role":"user","content":"x"}])";
+    const std::vector<Bad> cases = {
+        {"not json", Error::INVALID_JSON, "The request body is not valid JSON."},
+        {R"({"model":"m","messages":[{"role":"user","content":"x"})", Error::INVALID_JSON, ""},
+        {R"([1,2])", Error::NOT_OBJECT, "The request body must be a JSON object."},
+        {R"("just a string")", Error::NOT_OBJECT, "The request body must be a JSON object."},
+        {"{" + M + "}", Error::MISSING_FIELD, "model is required"},
+        {R"({"model":42,)" + M + "}", Error::WRONG_TYPE, "model must be a string"},
+        {R"({"model":"",)" + M + "}", Error::BAD_VALUE, "model must not be empty"},
+        {R"({"model":"m"})", Error::MISSING_FIELD, "messages is required"},
+        {R"({"model":"m","messages":[]})", Error::BAD_VALUE, "messages must contain at least one message"},
+        {R"({"model":"m","messages":{"role":"user"}})", Error::WRONG_TYPE, "messages must be an array of messages"},
+        {R"({"model":"m","messages":["hi"]})", Error::WRONG_TYPE, "messages[0] must be an object"},
+        {R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"user","content":7}]})",
+         Error::WRONG_TYPE, "messages[2].content must be a string or an array of content parts"},
+        {R"({"model":"m","messages":[{"role":"user","content":{"text":"x"}}]})", Error::WRONG_TYPE,
+         "messages[0].content must be a string or an array of content parts"},
+        {R"({"model":"m","messages":[{"content":"x"}]})", Error::MISSING_FIELD, "messages[0].role is required"},
+        {R"({"model":"m","messages":[{"role":1,"content":"x"}]})", Error::WRONG_TYPE, "messages[0].role must be a string"},
+        {R"({"model":"m","messages":[{"role":"user","content":[{"text":"x"}]}]})", Error::MISSING_FIELD, "messages[0].content[0].type is required"},
+        {R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":5}]}]})",
+         Error::WRONG_TYPE, "messages[0].content[1].text must be a string"},
+        {R"({"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]})", Error::MISSING_FIELD,
+         "messages[0].content[0].text is required for a text part"},
+        {R"({"model":"m","messages":[{"role":"user","content":["x"]}]})", Error::WRONG_TYPE, "messages[0].content[0] must be a content part object"},
+        {R"({"model":"m","messages":[{"role":"user","content":"x","content":"y"}]})", Error::DUPLICATE_FIELD,
+         "messages[0].content appears more than once"},
+        {R"({"model":"m",)" + M + R"(,"max_tokens":"10"})", Error::WRONG_TYPE, "max_tokens must be a non-negative integer"},
+        {R"({"model":"m",)" + M + R"(,"max_tokens":-1})", Error::BAD_VALUE, "max_tokens must be a non-negative integer"},
+        {R"({"model":"m",)" + M + R"(,"max_tokens":1.5})", Error::WRONG_TYPE, "max_tokens must be a non-negative integer"},
+        {R"({"model":"m",)" + M + R"(,"max_tokens":99999999999999999999999})", Error::BAD_VALUE, "max_tokens is out of range"},
+        {R"({"model":"m",)" + M + R"(,"max_tokens":1e300})", Error::WRONG_TYPE, "max_tokens must be a non-negative integer"},
+        {R"({"model":"m",)" + M + R"(,"max_completion_tokens":2000000000000})", Error::BAD_VALUE, "max_completion_tokens is out of range"},
+        {R"({"model":"m",)" + M + R"(,"n":0})", Error::BAD_VALUE, "n must be a positive integer"},
+        {R"({"model":"m",)" + M + R"(,"n":5000})", Error::BAD_VALUE, "n must be at most 1024"},
+        {R"({"model":"m",)" + M + R"(,"stream":"yes"})", Error::WRONG_TYPE, "stream must be a boolean"},
+        {R"({"model":"m",)" + M + R"(,"stream_options":true})", Error::WRONG_TYPE, "stream_options must be an object or null"},
+        {R"({"model":"m",)" + M + R"(,"stream_options":{"include_usage":1}})", Error::WRONG_TYPE, "stream_options.include_usage must be a boolean"},
+        {R"({"model":"m",)" + M + R"(,"user":{"id":1}})", Error::WRONG_TYPE, "user must be a string"},
+        {R"({"model":"m",)" + M + R"(,"model":"n"})", Error::DUPLICATE_FIELD, "model appears more than once"},
+        {R"({"model":"m",)" + M + R"(,"stream":true,"stream":false})", Error::DUPLICATE_FIELD, "stream appears more than once"},
+        {R"({"model":"m",)" + M + R"(} {"x":1})", Error::INVALID_JSON, "The request body has content after the JSON object."},
+        {R"({"model":"m","messages":[{"role":"user","content":"bad \x escape"}]})", Error::INVALID_JSON, ""},
+        {R"({"model":"m","messages":[{"role":"user","content":"lone \ud800 surrogate"}]})", Error::INVALID_JSON, ""},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"bad utf8 \xff\xfe\"}]}", Error::INVALID_JSON, ""},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"raw\ncontrol\"}]}", Error::INVALID_JSON, ""},
+        {R"({"model":"m",)" + M + R"(,"tools":[{"type":"function","function":{"name":5}}]})", Error::WRONG_TYPE,
+         "tools[0].function.name must be a string"},
+        {R"({"model":"m",)" + M + R"(,"tools":{"a":1}})", Error::WRONG_TYPE, "tools must be an array"},
+        {R"({"model":"m",)" + M + R"(,"tools":[1]})", Error::WRONG_TYPE, "tools[0] must be an object"},
+        {R"({"model":"m","messages":[{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":{}}}]}]})",
+         Error::WRONG_TYPE, "messages[0].tool_calls[0].function.arguments must be a string"},
+        {"", Error::EMPTY_BODY, "The request body is empty; expected a JSON object."},
+        {R"({"model":"m","prompt":true})", Error::WRONG_TYPE, "prompt must be a string, an array of strings, or token ids", Endpoint::COMPLETIONS},
+        {R"({"prompt":"x"})", Error::MISSING_FIELD, "model is required", Endpoint::COMPLETIONS},
+        {R"({"model":"m",)" + M + R"(,"x":)" + std::string(3000, '[') + std::string(2999, ']') + "}", Error::INVALID_JSON, ""},
+    };
+    Fixture f;
+    for (const auto& c : cases) {
+        Error e = f.run(c.body, c.ep);
+        EXPECT_EQ(e, c.err) << c.body << " -> " << error_name(e) << ": " << f.msg();
+        if (!c.message.empty()) {
+            EXPECT_EQ(f.msg(), c.message) << c.body;
+        }
+        EXPECT_FALSE(f.msg().empty()) << c.body;
+        EXPECT_EQ(error_status(e), 400) << c.body;
+    }
+    EXPECT_GE(cases.size(), 30u);
+}
+
+TEST(OpenAiExtract, InvalidStringMessageNamesTheField) {
+    Fixture f;
+    EXPECT_EQ(f.run(chat(R"([{"role":"user","content":"ok"},{"role":"user","content":"bad \q"}])")), Error::INVALID_JSON);
+    // Either stage 1 (whole document) or the field decoder catches it; a field-level error names it.
+    if (f.msg() != "The request body is not valid JSON.") {
+        EXPECT_EQ(f.msg(), "messages[1].content is not a valid JSON string");
+    }
+    EXPECT_EQ(f.run(chat(R"([{"role":"user","content":"lone \udc00"}])")), Error::INVALID_JSON);
+    EXPECT_EQ(f.msg(), "messages[0].content is not a valid JSON string");
+}
+
+TEST(OpenAiExtract, SizeLimitsAndScratch) {
+    Extractor ex;
+    ASSERT_TRUE(ex.init(150));
+    std::vector<uint8_t> scratch(1000);
+    Request req;
+    std::string big = chat(R"([{"role":"user","content":")" + std::string(200, 'a') + "\"}]");
+    EXPECT_EQ(ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>(big.data()), big.size(),
+                         big.size(), scratch.data(), scratch.size(), req),
+              Error::BODY_TOO_LARGE);
+    EXPECT_EQ(error_status(Error::BODY_TOO_LARGE), 413);
+    // A scratch buffer smaller than documented is an error, never an overflow.
+    std::string ok = chat(R"([{"role":"user","content":")" + std::string(40, 'a') + "\"}]");
+    std::vector<uint8_t> small(30, 0xee);
+    std::vector<uint8_t> guard(64, 0xee);
+    EXPECT_EQ(ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>(ok.data()), ok.size(),
+                         ok.size(), small.data(), 20, req),
+              Error::SCRATCH_FULL);
+    for (size_t i = 20; i < small.size(); ++i) EXPECT_EQ(small[i], 0xee);
+    Extractor uninit;
+    EXPECT_EQ(uninit.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>(ok.data()), ok.size(),
+                             ok.size(), scratch.data(), scratch.size(), req),
+              Error::NOT_INITIALISED);
+}
+
+// ---- model rewrite --------------------------------------------------------------------------
+
+TEST(OpenAiRewrite, ReplacesOnlyTheModelValue) {
+    Fixture f;
+    std::string body = R"({"messages":[{"role":"user","content":"model: \"auto\""}], "model" : "auto" , "stream":true})";
+    ASSERT_EQ(f.run(body), Error::NONE);
+    std::vector<uint8_t> out(body.size() + 64);
+    int64_t n = rewrite_model(reinterpret_cast<const uint8_t*>(body.data()), body.size(), f.req, "llama-3-70b",
+                              out.data(), out.size());
+    ASSERT_GT(n, 0);
+    std::string nb(reinterpret_cast<char*>(out.data()), static_cast<size_t>(n));
+    EXPECT_EQ(nb, R"({"messages":[{"role":"user","content":"model: \"auto\""}], "model" : "llama-3-70b" , "stream":true})");
+    ASSERT_EQ(f.run(nb), Error::NONE);
+    EXPECT_EQ(f.req.model, "llama-3-70b");
+    EXPECT_TRUE(f.req.stream);
+    // Names that need escaping stay valid JSON.
+    ASSERT_EQ(f.run(body), Error::NONE);
+    n = rewrite_model(reinterpret_cast<const uint8_t*>(body.data()), body.size(), f.req, "we\"ird\\\x01", out.data(), out.size());
+    ASSERT_GT(n, 0);
+    nb.assign(reinterpret_cast<char*>(out.data()), static_cast<size_t>(n));
+    ASSERT_EQ(f.run(nb), Error::NONE) << nb;
+    EXPECT_EQ(f.req.model, "we\"ird\\\x01");
+    // Too small an output buffer.
+    ASSERT_EQ(f.run(body), Error::NONE);
+    EXPECT_EQ(rewrite_model(reinterpret_cast<const uint8_t*>(body.data()), body.size(), f.req, "llama-3-70b",
+                            out.data(), body.size()),
+              -1);
+}
+
+TEST(OpenAiRewrite, EscapedOriginalModel) {
+    Fixture f;
+    std::string body = R"({"model":"au\u0074o","messages":[{"role":"user","content":"x"}]})";
+    ASSERT_EQ(f.run(body), Error::NONE);
+    EXPECT_EQ(f.req.model, "auto");
+    std::vector<uint8_t> out(256);
+    int64_t n = rewrite_model(reinterpret_cast<const uint8_t*>(body.data()), body.size(), f.req, "m", out.data(), out.size());
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(reinterpret_cast<char*>(out.data()), static_cast<size_t>(n)),
+              R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+}
+
+// ---- usage ----------------------------------------------------------------------------------
+
+namespace {
+const std::string COMPLETION_BODY =
+    R"({"id":"cmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",)"
+    R"("content":"the \"usage\": {\"prompt_tokens\": 1} text","usage":{"prompt_tokens":999}}}],)"
+    R"("usage":{"prompt_tokens":42,"completion_tokens":7,"total_tokens":49,"prompt_tokens_details":{"cached_tokens":32}}})";
+}
+
+TEST(OpenAiUsage, ParseWholeBody) {
+    UsageParser up;
+    ASSERT_TRUE(up.init(1 << 16));
+    Usage u;
+    ASSERT_TRUE(up.parse(reinterpret_cast<const uint8_t*>(COMPLETION_BODY.data()), COMPLETION_BODY.size(),
+                         COMPLETION_BODY.size(), u));
+    EXPECT_EQ(u.prompt_tokens, 42);
+    EXPECT_EQ(u.completion_tokens, 7);
+    EXPECT_EQ(u.total_tokens, 49);
+    EXPECT_EQ(u.cached_tokens, 32);
+    std::string nul = R"({"choices":[],"usage":null})";
+    EXPECT_FALSE(up.parse(reinterpret_cast<const uint8_t*>(nul.data()), nul.size(), nul.size(), u));
+    std::string bad = R"({"usage":{"prompt_tokens":"x"}})";
+    EXPECT_FALSE(up.parse(reinterpret_cast<const uint8_t*>(bad.data()), bad.size(), bad.size(), u));
+    EXPECT_TRUE(is_done_marker(reinterpret_cast<const uint8_t*>(" [DONE]\n"), 8));
+    EXPECT_FALSE(is_done_marker(reinterpret_cast<const uint8_t*>("[DONE]x"), 7));
+}
+
+TEST(OpenAiUsage, ScannerFindsTopLevelUsageAtEverySplit) {
+    UsageParser up;
+    ASSERT_TRUE(up.init(1 << 16));
+    const std::string& b = COMPLETION_BODY;
+    for (size_t k = 0; k <= b.size(); ++k) {
+        UsageScanner s;
+        s.reset();
+        s.feed(reinterpret_cast<const uint8_t*>(b.data()), k);
+        s.feed(reinterpret_cast<const uint8_t*>(b.data()) + k, b.size() - k);
+        ASSERT_TRUE(s.captured()) << k;
+        Usage u;
+        ASSERT_TRUE(up.parse(s.object(), s.object_len(), s.object_capacity(), u, true)) << k;
+        ASSERT_EQ(u.prompt_tokens, 42) << k;
+        ASSERT_EQ(u.cached_tokens, 32) << k;
+    }
+    UsageScanner s;
+    s.reset();
+    std::string none = R"({"choices":[{"usage":{"prompt_tokens":1}}],"x":"\"usage\":{}"})";
+    s.feed(reinterpret_cast<const uint8_t*>(none.data()), none.size());
+    EXPECT_FALSE(s.captured());
+}
+
+TEST(OpenAiUsage, ThroughResponseParserNonStreamAndSse) {
+    UsageParser up;
+    ASSERT_TRUE(up.init(1 << 16));
+    // Non-stream, chunked.
+    std::string r = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (size_t i = 0; i < COMPLETION_BODY.size(); i += 50) {
+        size_t n = std::min<size_t>(50, COMPLETION_BODY.size() - i);
+        char hex[16];
+        snprintf(hex, sizeof hex, "%zx", n);
+        r += std::string(hex) + "\r\n" + COMPLETION_BODY.substr(i, n) + "\r\n";
+    }
+    r += "0\r\n\r\n";
+    // SSE with usage in the last chunk before [DONE], and "usage":null before it.
+    std::string sse = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+                      "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n"
+                      "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\"\"}}]}\n\n"
+                      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":2,\"total_tokens\":13}}\n\n"
+                      "data: [DONE]\n\n";
+    for (int which = 0; which < 2; ++which) {
+        const std::string& resp = which == 0 ? r : sse;
+        for (size_t k = 1; k < resp.size(); ++k) {
+            tlb::http::ResponseParser rp;
+            UsageSink sink(&up);
+            rp.reset();
+            sink.reset();
+            rp.set_sink(&sink);
+            int64_t rc = rp.feed(reinterpret_cast<const uint8_t*>(resp.data()), k);
+            ASSERT_GE(rc, 0);
+            if (rc == 0) rc = rp.feed(reinterpret_cast<const uint8_t*>(resp.data()) + k, resp.size() - k);
+            if (rc == 0 && which == 1) rc = rp.finish();
+            ASSERT_GT(rc, 0) << k;
+            sink.finish();
+            if (which == 0) {
+                ASSERT_EQ(sink.usage().prompt_tokens, 42) << k;
+                ASSERT_EQ(sink.usage().completion_tokens, 7) << k;
+            } else {
+                ASSERT_EQ(sink.usage().prompt_tokens, 11) << k;
+                ASSERT_EQ(sink.usage().total_tokens, 13) << k;
+                ASSERT_TRUE(sink.done()) << k;
+                ASSERT_EQ(sink.events(), 4u) << k;
+            }
+        }
+    }
+}
+
+// ---- no allocation on the per-request path --------------------------------------------------
+
+TEST(PerRequestPath, NoHeapAllocation) {
+    Fixture f;  // allocation happens here, at "start-up"
+    UsageParser up;
+    ASSERT_TRUE(up.init(1 << 16));
+    tlb::http::RequestParser hp;
+    tlb::http::ResponseParser rp;
+    UsageSink sink(&up);
+    std::vector<uint8_t> out(MAX_BODY);
+
+    std::string body = chat(R"([{"role":"system","content":"You are \u00e9 helpful."},{"role":"user","content":[{"type":"text","text":"Hi \ud83d\ude00"}]}])",
+                            R"(,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"stream":true,"max_tokens":9)");
+    std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n" + [&] {
+                          char hex[16];
+                          snprintf(hex, sizeof hex, "%zx", body.size());
+                          return std::string(hex) + "\r\n" + body + "\r\n0\r\n\r\n";
+                      }();
+    auto chunk = [](const std::string& s) {
+        char hex[16];
+        snprintf(hex, sizeof hex, "%zx", s.size());
+        return std::string(hex) + "\r\n" + s + "\r\n";
+    };
+    std::string resp = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                       chunk("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n") +
+                       chunk("data: [DONE]\n\n") + "0\r\n\r\n";
+    std::vector<uint8_t> buf(req.size() + PADDING);
+    uint64_t before = g_allocs.load();
+    for (int round = 0; round < 3; ++round) {
+        std::memcpy(buf.data(), req.data(), req.size());
+        hp.reset();
+        int64_t rc = hp.parse(buf.data(), req.size() / 2);
+        ASSERT_EQ(rc, 0);
+        rc = hp.parse(buf.data(), req.size());
+        ASSERT_EQ(rc, static_cast<int64_t>(req.size()));
+        ASSERT_EQ(f.ex.extract(Endpoint::CHAT_COMPLETIONS, hp.body_data(buf.data()), hp.body_length(), buf.size() - hp.headers_end(),
+                               f.scratch.data(), f.scratch.size(), f.req),
+                  Error::NONE) << f.msg();
+        ASSERT_EQ(f.req.max_tokens, 9);
+        ASSERT_GT(rewrite_model(hp.body_data(buf.data()), hp.body_length(), f.req, "other", out.data(), out.size()), 0);
+        rp.reset();
+        sink.reset();
+        rp.set_sink(&sink);
+        ASSERT_GT(rp.feed(reinterpret_cast<const uint8_t*>(resp.data()), resp.size()), 0);
+        sink.finish();
+        ASSERT_EQ(sink.usage().completion_tokens, 2);
+        // Error paths allocate nothing either.
+        ASSERT_NE(f.ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>("{\"model\":1}"), 11, 11,
+                               f.scratch.data(), f.scratch.size(), f.req),
+                  Error::NONE);
+    }
+    EXPECT_EQ(g_allocs.load(), before) << "heap allocations on the per-request path";
+}

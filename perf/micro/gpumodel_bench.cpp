@@ -15,14 +15,14 @@ using namespace tlb::gpumodel;
 namespace {
 
 Profile bench_profile() {
+  // Run from the repo root or from inside a build directory.
   Profile p;
   std::string err;
-  if (!load_profile(profile_path("h100-8b", std::string(TLB_SOURCE_DIR) + "/conf/profiles"), p,
-                    &err)) {
-    std::fprintf(stderr, "%s\n", err.c_str());
-    std::abort();
-  }
-  return p;
+  for (const char* dir : {"conf/profiles", "../conf/profiles", "../../conf/profiles",
+                          "../../../conf/profiles"})
+    if (load_profile(profile_path("h100-8b", dir), p, &err)) return p;
+  std::fprintf(stderr, "gpumodel_bench: %s (run from the repo root)\n", err.c_str());
+  std::abort();
 }
 
 struct Work {

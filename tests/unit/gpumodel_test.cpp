@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <vector>
@@ -27,17 +28,22 @@ struct Rec : Listener {
   std::map<uint64_t, std::vector<double>> tok;  // token emission times per request
   std::map<uint64_t, RequestStats> done, aborted;
   std::vector<std::string> log;
+  void note(char kind, uint64_t id, double t) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%c%llu@%.17g", kind, static_cast<unsigned long long>(id), t);
+    log.emplace_back(b);
+  }
   void on_first_token(uint64_t id, double t) override {
     tok[id].push_back(t);
-    log.push_back("F" + std::to_string(id) + "@" + std::to_string(t));
+    note('F', id, t);
   }
   void on_tokens(uint64_t id, double t, uint32_t n) override {
     for (uint32_t i = 0; i < n; ++i) tok[id].push_back(t);
-    log.push_back("T" + std::to_string(id) + "@" + std::to_string(t));
+    note('T', id, t);
   }
   void on_finished(const RequestStats& s) override {
     done[s.id] = s;
-    log.push_back("D" + std::to_string(s.id) + "@" + std::to_string(s.end_time));
+    note('D', s.id, s.end_time);
   }
   void on_aborted(const RequestStats& s) override { aborted[s.id] = s; }
 };

@@ -621,10 +621,13 @@ bool is_device(std::string_view s) {
            s[5] == '.' && s[6] >= '0' && s[6] <= '7';
 }
 
-// Device identity for duplicate detection: a vdev is named by its first comma field.
+// Device identity for duplicate detection: a vdev is named by its first comma field; a PCI
+// address is compared in its full, lower-case form.
 std::string device_id(const std::string& d) {
     if (d.rfind("net_", 0) == 0) return d.substr(0, d.find(','));
-    return d.size() == 7 ? "0000:" + d : d;
+    std::string id = d.size() == 7 ? "0000:" + d : d;
+    for (char& c : id) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return id;
 }
 
 template <class S>

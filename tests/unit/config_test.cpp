@@ -64,6 +64,13 @@ std::string edit(int n, const std::string& text, const std::string& append = "")
     return join(lines) + append;
 }
 
+// BASE with several lines replaced.
+std::string edits(std::initializer_list<std::pair<int, std::string>> changes) {
+    auto lines = BASE;
+    for (auto& [n, text] : changes) lines.at(size_t(n - 1)) = text;
+    return join(lines);
+}
+
 // BASE with the given lines emptied.
 std::string blank(std::initializer_list<int> ns) {
     auto lines = BASE;
@@ -217,6 +224,9 @@ const std::vector<BadCase> BAD_CASES = {
     {"duplicate device", edit(9, "device = \"net_ring0,size=4\""),
      "t.toml:9: ports[1].device: device \"net_ring0\" is already used by ports[0] (expected one port "
      "per device)"},
+    {"duplicate PCI device", edits({{3, "device = \"0000:3B:00.0\""}, {9, "device = \"3b:00.0\""}}),
+     "t.toml:9: ports[1].device: device \"0000:3b:00.0\" is already used by ports[0] (expected one "
+     "port per device)"},
     {"bad device", edit(3, "device = \"eth0\""),
      "t.toml:3: ports[0].device: \"eth0\" is neither a PCI address nor a vdev spec (expected a PCI "
      "address such as \"0000:3b:00.0\" or a vdev spec such as \"net_af_packet0,iface=tlbc0\")"},

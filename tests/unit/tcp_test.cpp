@@ -832,3 +832,567 @@ TEST(Sender, FinSequencing) {
     EXPECT_TRUE(s.all_acked());
     EXPECT_FALSE(s.timer_needed());
 }
+
+// ==========================================================================================
+// Splice translation (pure, in place on crafted frames).
+
+namespace {
+const uint16_t LPORT1 = rte_cpu_to_be_16(10001);
+const uint16_t LPORT2 = rte_cpu_to_be_16(10002);
+FlowKey client_key() { return FlowKey{CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT}; }
+FlowKey backend_key(uint32_t ip, uint16_t lport) { return FlowKey{ip, LOCAL_IP, BACKEND_PORT, lport}; }
+}  // namespace
+
+TEST(Splice, WindowRescale) {
+    EXPECT_EQ(rescale_window(100, 8, 7), 200);
+    EXPECT_EQ(rescale_window(0xffff, 14, 7), 0xffff);  // saturates
+    EXPECT_EQ(rescale_window(1, 0, 7), 0);             // rounds down: never over-advertise
+    EXPECT_EQ(rescale_window(256, 0, 7), 2);
+    EXPECT_EQ(rescale_window(600, 7, 0), 0xffff);  // 76800 bytes
+    EXPECT_EQ(rescale_window(300, 0, 0), 300);
+}
+
+TEST(Splice, RoundTripAcrossWraparoundAndRebinding) {
+    const uint32_t C0 = 0xfffffc00u;  // client-leg snd_nxt: the response crosses 2^32
+    const uint32_t B0 = 0x12345678u;  // backend 1 rcv_nxt
+    const uint32_t CLIENT_RCV_NXT = 777000;
+    SpliceBinding b;
+    b.bind(client_key(), backend_key(BACKEND_IP, LPORT1), C0, B0, 8, 7, 1460);
+    std::string p1 = random_text(1000, 11), p2 = random_text(1200, 12);
+    uint32_t c_expect = C0;
+    uint32_t b_seq = B0;
+    for (const std::string& p : {p1, p2}) {
+        Frame f = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, LPORT1, b_seq, 4242,
+                             net::TCP_ACK | net::TCP_PSH, 501, p);
+        ASSERT_FALSE(b.needs_rebuild(f.th.seq, f.th.payload_len));
+        ASSERT_TRUE(splice_b2c_in_place(f.bytes.data(), f.ip, f.th, b, CLIENT_RCV_NXT, 123));
+        ASSERT_TRUE(f.parse());
+        EXPECT_TRUE(f.checksums_ok());
+        EXPECT_EQ(f.ip.src_be, VIP);
+        EXPECT_EQ(f.ip.dst_be, CLIENT_IP);
+        EXPECT_EQ(f.ip.ttl, net::DEFAULT_TTL);
+        EXPECT_EQ(f.th.src_port_be, VIP_PORT);
+        EXPECT_EQ(f.th.dst_port_be, CLIENT_PORT);
+        EXPECT_EQ(f.th.seq, c_expect);
+        EXPECT_EQ(f.th.ack, CLIENT_RCV_NXT);
+        EXPECT_EQ(f.th.window, 123);
+        EXPECT_EQ(f.th.flags, net::TCP_ACK | net::TCP_PSH);
+        EXPECT_EQ(f.payload(), p);
+        c_expect += uint32_t(p.size());
+        b_seq += uint32_t(p.size());
+    }
+    EXPECT_EQ(b.sent_max_c, C0 + 2200);
+    EXPECT_LT(b.sent_max_c, C0);  // it wrapped
+
+    // Client ACKs part of it with window 100 (x 2^8 bytes): backend sees ack/window translated.
+    const uint32_t SEQ_B = 0x0badf00du;  // our snd_nxt on the backend leg
+    Frame ack = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, CLIENT_RCV_NXT, C0 + 1500,
+                           net::TCP_ACK, 100, "");
+    ASSERT_TRUE(splice_c2b_ack_in_place(ack.bytes.data(), ack.ip, ack.th, b, SEQ_B));
+    ASSERT_TRUE(ack.parse());
+    EXPECT_TRUE(ack.checksums_ok());
+    EXPECT_EQ(ack.ip.src_be, LOCAL_IP);
+    EXPECT_EQ(ack.ip.dst_be, BACKEND_IP);
+    EXPECT_EQ(ack.th.src_port_be, LPORT1);
+    EXPECT_EQ(ack.th.dst_port_be, BACKEND_PORT);
+    EXPECT_EQ(ack.th.seq, SEQ_B);
+    EXPECT_EQ(ack.th.ack, B0 + 1500);
+    EXPECT_EQ(ack.th.window, 200);  // 100 << 8 >> 7
+    EXPECT_EQ(b.client_max_b, B0 + 1500);
+    // The response framing finds the end; the client ACKs everything: unbind.
+    b.end_known = true;
+    b.resp_end_b = B0 + 2200;
+    EXPECT_FALSE(b.done());
+    Frame ack2 = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, CLIENT_RCV_NXT, C0 + 2200,
+                            net::TCP_ACK, 100, "");
+    ASSERT_TRUE(splice_c2b_ack_in_place(ack2.bytes.data(), ack2.ip, ack2.th, b, SEQ_B));
+    EXPECT_TRUE(b.done());
+    uint32_t next_c = b.client_end();
+    EXPECT_EQ(next_c, C0 + 2200);
+    // Segments with payload are not rewritten in place (the caller consumes the data).
+    Frame withdata = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, CLIENT_RCV_NXT, C0 + 2200,
+                                net::TCP_ACK, 100, "GET / HTTP/1.1\r\n");
+    std::vector<uint8_t> before = withdata.bytes;
+    EXPECT_FALSE(splice_c2b_ack_in_place(withdata.bytes.data(), withdata.ip, withdata.th, b, SEQ_B));
+    EXPECT_EQ(withdata.bytes, before);
+
+    // Rebind the same client connection to another backend connection for the next request.
+    const uint32_t B1 = 0xffffff00u;  // backend 2's seq space wraps too
+    SpliceBinding b2;
+    b2.bind(client_key(), backend_key(BACKEND2_IP, LPORT2), next_c, B1, 8, 7, 1460);
+    std::string p3 = random_text(600, 13);
+    Frame f3 = make_frame(BACKEND2_IP, LOCAL_IP, BACKEND_PORT, LPORT2, B1, 1, net::TCP_ACK, 501, p3);
+    ASSERT_TRUE(splice_b2c_in_place(f3.bytes.data(), f3.ip, f3.th, b2, CLIENT_RCV_NXT + 50, 99));
+    ASSERT_TRUE(f3.parse());
+    EXPECT_TRUE(f3.checksums_ok());
+    EXPECT_EQ(f3.th.seq, next_c);  // the client's sequence space continues
+    EXPECT_EQ(f3.ip.src_be, VIP);
+    EXPECT_EQ(f3.payload(), p3);
+    Frame ack3 = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, CLIENT_RCV_NXT + 50, next_c + 600,
+                            net::TCP_ACK, 7, "");
+    ASSERT_TRUE(splice_c2b_ack_in_place(ack3.bytes.data(), ack3.ip, ack3.th, b2, 5));
+    ASSERT_TRUE(ack3.parse());
+    EXPECT_TRUE(ack3.checksums_ok());
+    EXPECT_EQ(ack3.ip.dst_be, BACKEND2_IP);
+    EXPECT_EQ(ack3.th.src_port_be, LPORT2);
+    EXPECT_EQ(ack3.th.ack, B1 + 600);  // wrapped in backend 2's space
+    EXPECT_EQ(ack3.th.window, 14);
+}
+
+TEST(Splice, FinHandling) {
+    SpliceBinding b;
+    b.bind(client_key(), backend_key(BACKEND_IP, LPORT1), 1000, 5000, 0, 0, 1460);
+    // A FIN alone is not forwarded unless the response is framed by close.
+    Frame fin = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, LPORT1, 5000, 1,
+                           net::TCP_ACK | net::TCP_FIN, 100, "");
+    EXPECT_FALSE(splice_b2c_in_place(fin.bytes.data(), fin.ip, fin.th, b, 1, 1));
+    // Data + FIN: the FIN is stripped.
+    Frame dfin = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, LPORT1, 5000, 1,
+                            net::TCP_ACK | net::TCP_FIN, 100, "bye");
+    ASSERT_TRUE(splice_b2c_in_place(dfin.bytes.data(), dfin.ip, dfin.th, b, 1, 1));
+    ASSERT_TRUE(dfin.parse());
+    EXPECT_TRUE(dfin.checksums_ok());
+    EXPECT_EQ(dfin.th.flags & net::TCP_FIN, 0);
+    EXPECT_EQ(b.sent_max_c, 1003u);
+    // Framed by close: forwarded.
+    b.forward_fin = true;
+    Frame dfin2 = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, LPORT1, 5000, 1,
+                             net::TCP_ACK | net::TCP_FIN, 100, "bye");
+    ASSERT_TRUE(splice_b2c_in_place(dfin2.bytes.data(), dfin2.ip, dfin2.th, b, 1, 1));
+    ASSERT_TRUE(dfin2.parse());
+    EXPECT_TRUE(dfin2.checksums_ok());
+    EXPECT_NE(dfin2.th.flags & net::TCP_FIN, 0);
+    EXPECT_EQ(b.sent_max_c, 1004u);
+}
+
+TEST(Splice, InsertionMapping) {
+    SpliceBinding b;
+    b.bind(client_key(), backend_key(BACKEND_IP, LPORT1), 0xfffffff0u, 100, 0, 0, 1460);
+    const std::string ins = "x-tokenlb-backend: gpu-1\r\n";
+    ASSERT_TRUE(b.set_insert(117, reinterpret_cast<const uint8_t*>(ins.data()), uint32_t(ins.size())));
+    uint32_t K = uint32_t(ins.size());
+    EXPECT_EQ(b.map_seq(100), 0xfffffff0u);
+    EXPECT_EQ(b.map_seq(117), 0xfffffff0u + 17);      // the insertion goes before byte 117
+    EXPECT_EQ(b.map_seq(118), 0xfffffff0u + 18 + K);
+    EXPECT_EQ(b.map_ack(0xfffffff0u + 17), 117u);
+    EXPECT_EQ(b.map_ack(0xfffffff0u + 17 + 5), 117u);  // inside the inserted bytes
+    EXPECT_EQ(b.map_ack(0xfffffff0u + 17 + K), 117u);
+    EXPECT_EQ(b.map_ack(0xfffffff0u + 18 + K), 118u);
+    EXPECT_TRUE(b.needs_rebuild(100, 50));
+    EXPECT_TRUE(b.needs_rebuild(117, 1));
+    EXPECT_FALSE(b.needs_rebuild(100, 17));
+    EXPECT_FALSE(b.needs_rebuild(118, 100));
+    EXPECT_TRUE(b.needs_rebuild(118, 1461));  // larger than the client MSS
+    std::vector<uint8_t> too_long(SpliceBinding::MAX_INSERT + 1, 'a');
+    EXPECT_FALSE(b.set_insert(117, too_long.data(), uint32_t(too_long.size())));
+}
+
+// ==========================================================================================
+// mbuf pieces (EAL).
+
+namespace {
+Frame frame_from_mbuf(const rte_mbuf* m) {
+    Frame f;
+    std::string s = chain_string(m);
+    f.bytes.assign(s.begin(), s.end());
+    EXPECT_EQ(f.bytes.size(), m->pkt_len);
+    EXPECT_TRUE(f.parse());
+    return f;
+}
+}  // namespace
+
+TEST(MbufQueue, AppendConsumeCloneRefcounts) {
+    NEED_EAL();
+    unsigned avail0 = rte_mempool_avail_count(g_pool);
+    {
+        MbufQueue q;
+        q.append(mbuf_with("hello "));
+        rte_mbuf* hdr_and_payload = mbuf_with("HDRHDRworld, ");
+        q.append_range(hdr_and_payload, 6, 7);  // strip a 6-byte "header"
+        q.append(mbuf_with("this is tcp"));
+        q.append(mbuf_with(""));                // empty: freed, not queued
+        EXPECT_EQ(q.segments(), 3u);
+        EXPECT_EQ(queue_string(q), "hello world, this is tcp");
+        // Clone a range spanning all three mbufs: refcounts, not copies.
+        rte_mbuf* c = q.clone_range(3, 15, g_pool);
+        ASSERT_NE(c, nullptr);
+        EXPECT_EQ(c->nb_segs, 3);
+        EXPECT_EQ(c->pkt_len, 15u);
+        EXPECT_EQ(chain_string(c), "lo world, this ");
+        EXPECT_TRUE(RTE_MBUF_CLONED(c));
+        EXPECT_EQ(rte_mbuf_refcnt_read(q.head()), 2);
+        EXPECT_EQ(q.clone_range(20, 10, g_pool), nullptr);  // beyond the end
+        // Consuming the queue while the clone is "in a tx ring" is safe.
+        q.consume(8);
+        EXPECT_EQ(queue_string(q), "rld, this is tcp");
+        EXPECT_EQ(q.segments(), 2u);
+        EXPECT_EQ(chain_string(c), "lo world, this ");
+        rte_pktmbuf_free(c);
+        q.clear();
+        EXPECT_EQ(q.bytes(), 0u);
+        EXPECT_TRUE(q.empty());
+    }
+    EXPECT_EQ(rte_mempool_avail_count(g_pool), avail0);  // nothing leaked
+}
+
+TEST(DataSegment, ZeroCopyAndCopyBuildValidSegments) {
+    NEED_EAL();
+    unsigned avail0 = rte_mempool_avail_count(g_pool);
+    TcpConfig cfg;
+    TcpCb cb;
+    open_active(cb, backend_key(BACKEND_IP, LPORT1), 0xfffffff0u, cfg);
+    net::TcpOptions o;
+    o.has_mss = true;
+    o.mss = 1000;
+    net::TcpInfo synack = info(9000, 0xfffffff1u, net::TCP_SYN | net::TCP_ACK, 65535, 0);
+    Counters c;
+    ASSERT_EQ(input_syn_sent(cb, synack, o, cfg, c), 1);
+    MbufQueue q;
+    std::string body = random_text(2501, 21);
+    // Odd-sized pieces so segments straddle mbufs at odd offsets (checksum byte-swap path).
+    size_t cuts[] = {0, 7, 20, 1033, 1999, body.size()};
+    for (int i = 0; i + 1 < 6; i++) q.append(mbuf_with(body.substr(cuts[i], cuts[i + 1] - cuts[i])));
+    cb.tx.push(q.bytes());
+    cb.tx.push_fin();
+    net::MacAddr src{{2, 0, 0, 0, 0, 9}}, dst{{2, 0, 0, 0, 0, 8}};
+    std::string got_clone, got_copy;
+    SendState::Segment seg;
+    std::vector<SendState::Segment> segs;
+    while (cb.tx.next(&seg)) segs.push_back(seg);
+    ASSERT_EQ(segs.size(), 3u);
+    EXPECT_TRUE(segs.back().fin);
+    for (auto& s : segs) {
+        for (int mode = 0; mode < 2; mode++) {
+            rte_mbuf* h = rte_pktmbuf_alloc(g_pool);
+            ASSERT_EQ(build_data_segment(h, cb, s, q, cb.tx.data_base(), 0, mode ? nullptr : g_pool,
+                                         src, dst), 0);
+            if (mode == 0) EXPECT_EQ(h->nb_segs > 1, true);
+            Frame f = frame_from_mbuf(h);
+            EXPECT_TRUE(f.checksums_ok()) << "mode " << mode << " seq " << s.seq;
+            EXPECT_EQ(f.th.seq, s.seq);
+            EXPECT_EQ(f.th.ack, 9001u);
+            EXPECT_EQ(f.ip.src_be, LOCAL_IP);
+            EXPECT_EQ(f.ip.dst_be, BACKEND_IP);
+            EXPECT_EQ(f.th.dst_port_be, BACKEND_PORT);
+            EXPECT_EQ((f.th.flags & net::TCP_FIN) != 0, s.fin);
+            (mode ? got_copy : got_clone) += f.payload();
+            rte_pktmbuf_free(h);
+        }
+    }
+    EXPECT_EQ(got_clone, body);
+    EXPECT_EQ(got_copy, body);
+    q.clear();
+    EXPECT_EQ(rte_mempool_avail_count(g_pool), avail0);
+}
+
+TEST(Splice, RebuildWithInsertionAndMssSplit) {
+    NEED_EAL();
+    unsigned avail0 = rte_mempool_avail_count(g_pool);
+    const uint32_t C0 = 0xffffffe0u, B0 = 5000;
+    SpliceBinding b;
+    b.bind(client_key(), backend_key(BACKEND_IP, LPORT1), C0, B0, 0, 0, 536);
+    std::string status = "HTTP/1.1 200 OK\r\n";
+    std::string rest = "content-type: application/json\r\ncontent-length: 2000\r\n\r\n" +
+                       random_text(2000, 31);
+    std::string resp = status + rest;  // 17 + 953 bytes
+    std::string ins = "x-tokenlb-backend: gpu-7\r\n";
+    ASSERT_TRUE(b.set_insert(B0 + uint32_t(status.size()), reinterpret_cast<const uint8_t*>(ins.data()),
+                             uint32_t(ins.size())));
+    std::string first = resp.substr(0, 1200), second = resp.substr(1200);
+    // Segment 1 contains the insertion point and exceeds the client's MSS of 536.
+    Frame f1 = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, LPORT1, B0, 1, net::TCP_ACK, 100, first);
+    ASSERT_TRUE(b.needs_rebuild(f1.th.seq, f1.th.payload_len));
+    rte_mbuf* out[8];
+    int n = splice_b2c_rebuild(f1.bytes.data(), f1.ip, f1.th, b, 4321, 77, g_pool, out, 8);
+    ASSERT_EQ(n, 3);  // 1200 + 26 bytes in pieces of <= 536
+    std::string client_stream;
+    uint32_t expect_seq = C0;
+    for (int i = 0; i < n; i++) {
+        Frame f = frame_from_mbuf(out[i]);
+        EXPECT_TRUE(f.checksums_ok());
+        EXPECT_LE(f.th.payload_len, 536);
+        EXPECT_EQ(f.th.seq, expect_seq);
+        EXPECT_EQ(f.th.ack, 4321u);
+        EXPECT_EQ(f.th.window, 77);
+        EXPECT_EQ(f.ip.src_be, VIP);
+        EXPECT_EQ(f.th.dst_port_be, CLIENT_PORT);
+        expect_seq += f.th.payload_len;
+        client_stream += f.payload();
+        rte_pktmbuf_free(out[i]);
+    }
+    // Segment 2 (after the insertion point, fits the MSS) goes through the fast path.
+    Frame f2 = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, LPORT1, B0 + 1200, 1, net::TCP_ACK,
+                          100, second.substr(0, 500));
+    ASSERT_FALSE(b.needs_rebuild(f2.th.seq, f2.th.payload_len));
+    ASSERT_TRUE(splice_b2c_in_place(f2.bytes.data(), f2.ip, f2.th, b, 4321, 77));
+    ASSERT_TRUE(f2.parse());
+    EXPECT_TRUE(f2.checksums_ok());
+    EXPECT_EQ(f2.th.seq, expect_seq);
+    expect_seq += f2.th.payload_len;
+    client_stream += f2.payload();
+    EXPECT_EQ(client_stream, status + ins + rest.substr(0, 1200 - status.size() + 500));
+    // The backend retransmits segment 1: rebuilt identically (same seqs, insertion again).
+    int n2 = splice_b2c_rebuild(f1.bytes.data(), f1.ip, f1.th, b, 4321, 77, g_pool, out, 8);
+    ASSERT_EQ(n2, 3);
+    Frame r0 = frame_from_mbuf(out[0]);
+    EXPECT_EQ(r0.th.seq, C0);
+    for (int i = 0; i < n2; i++) rte_pktmbuf_free(out[i]);
+    // Too many pieces for out[]: nothing built, nothing leaked.
+    EXPECT_EQ(splice_b2c_rebuild(f1.bytes.data(), f1.ip, f1.th, b, 4321, 77, g_pool, out, 2), 0);
+    // Client ACK of everything so far maps back through the insertion.
+    uint32_t ack_b;
+    uint16_t win_b;
+    splice_c2b_values(b, expect_seq, 10, &ack_b, &win_b);
+    EXPECT_EQ(ack_b, B0 + 1700);
+    EXPECT_EQ(rte_mempool_avail_count(g_pool), avail0);
+}
+
+// ==========================================================================================
+// Connection input (state machine) and the backend pool.
+
+namespace {
+struct ClientHarness {
+    TcpConfig cfg;
+    TcpCb cb;
+    Counters c;
+    std::string got;
+    int drops = 0;
+    std::map<uintptr_t, std::string> data;
+    uintptr_t next_h = 1;
+    ClientHarness() {
+        CookieOptions co;
+        co.mss = 1460;
+        co.wscale = 7;
+        net::TcpInfo ack = info(1001, 50001, net::TCP_ACK, 1000, 0);
+        open_from_cookie(cb, client_key(), ack, co, cfg);
+    }
+    InputResult in(uint32_t seq, uint32_t ack, uint8_t flags, const std::string& payload = "",
+                   uint16_t win = 1000, uint64_t now = 0) {
+        net::TcpInfo t = info(seq, ack, flags, win, uint16_t(payload.size()));
+        uintptr_t h = next_h++;
+        data[h] = payload;
+        return input(cb, t, reinterpret_cast<void*>(h), 0, 0, now, c, true,
+                     [&](void* hh, uint32_t off, uint32_t len) {
+                         got += data[reinterpret_cast<uintptr_t>(hh)].substr(off, len);
+                     },
+                     [&](void*) { drops++; });
+    }
+};
+}  // namespace
+
+TEST(ConnInput, DataFinAndPassiveClose) {
+    ClientHarness h;
+    EXPECT_EQ(h.cb.tx.peer_wnd(), 1000u << 7);
+    auto r = h.in(1001, 50001, net::TCP_ACK | net::TCP_PSH, "GET / HTTP/1.1\r\n");
+    EXPECT_EQ(r.delivered, 16u);
+    EXPECT_TRUE(r.ack_now);
+    EXPECT_EQ(h.got, "GET / HTTP/1.1\r\n");
+    r = h.in(1017, 50001, net::TCP_ACK | net::TCP_FIN, "\r\n");
+    EXPECT_TRUE(r.fin);
+    EXPECT_EQ(h.cb.state, TcpState::CLOSE_WAIT);
+    EXPECT_EQ(h.cb.rx.rcv_nxt(), 1020u);  // 2 bytes + FIN
+    // Data after FIN is refused.
+    r = h.in(1020, 50001, net::TCP_ACK, "x");
+    EXPECT_EQ(h.c.rx_data_after_fin + h.c.seg_out_of_window, 1u);
+    // We answer and close: LAST_ACK, then CLOSED when our FIN is acked.
+    h.cb.tx.push(100);
+    close(h.cb);
+    EXPECT_EQ(h.cb.state, TcpState::LAST_ACK);
+    SendState::Segment s;
+    while (h.cb.tx.next(&s)) {
+    }
+    r = h.in(1020, 50001 + 101, net::TCP_ACK);
+    EXPECT_TRUE(r.closed);
+    EXPECT_EQ(r.acked, 100u);
+    EXPECT_EQ(h.cb.state, TcpState::CLOSED);
+}
+
+TEST(ConnInput, ActiveCloseFinWaitToTimeWait) {
+    ClientHarness h;
+    close(h.cb);
+    EXPECT_EQ(h.cb.state, TcpState::FIN_WAIT_1);
+    SendState::Segment s;
+    ASSERT_TRUE(h.cb.tx.next(&s));
+    EXPECT_TRUE(s.fin);
+    auto r = h.in(1001, 50002, net::TCP_ACK);
+    EXPECT_EQ(h.cb.state, TcpState::FIN_WAIT_2);
+    r = h.in(1001, 50002, net::TCP_ACK | net::TCP_FIN);
+    EXPECT_TRUE(r.fin);
+    EXPECT_TRUE(r.closed);
+    EXPECT_TRUE(r.ack_now);
+    EXPECT_EQ(h.cb.state, TcpState::TIME_WAIT);
+}
+
+TEST(ConnInput, RstSynAndWindowChecks) {
+    ClientHarness h;
+    // RST not exactly at rcv_nxt but in window: challenge ACK (RFC 5961).
+    auto r = h.in(1500, 0, net::TCP_RST);
+    EXPECT_FALSE(r.rst);
+    EXPECT_TRUE(r.ack_now);
+    EXPECT_EQ(h.c.rst_challenged, 1u);
+    // Outside the window: ignored.
+    r = h.in(1001 + 10000000, 0, net::TCP_RST);
+    EXPECT_FALSE(r.rst);
+    EXPECT_FALSE(r.ack_now);
+    EXPECT_EQ(h.c.rst_out_of_window, 1u);
+    // SYN on an established connection: challenge ACK.
+    r = h.in(1001, 50001, net::TCP_SYN | net::TCP_ACK);
+    EXPECT_TRUE(r.ack_now);
+    EXPECT_EQ(h.c.seg_syn_in_window, 1u);
+    // Segment entirely out of window: ACK and drop; its handle is released.
+    int d0 = h.drops;
+    r = h.in(1001 + 10000000, 50001, net::TCP_ACK, "zzz");
+    EXPECT_TRUE(r.ack_now);
+    EXPECT_EQ(h.c.seg_out_of_window, 1u);
+    EXPECT_EQ(h.drops, d0 + 1);
+    // ACK of data never sent: dropped with an ACK.
+    r = h.in(1001, 60000, net::TCP_ACK, "abc");
+    EXPECT_TRUE(r.drop);
+    EXPECT_EQ(h.c.seg_ack_unsent, 1u);
+    EXPECT_EQ(h.got, "");
+    // Exact RST: the connection is gone.
+    r = h.in(1001, 0, net::TCP_RST);
+    EXPECT_TRUE(r.rst);
+    EXPECT_EQ(h.cb.state, TcpState::CLOSED);
+    EXPECT_EQ(h.c.rst_rcvd, 1u);
+}
+
+TEST(ConnInput, BackendHandshakeAndSpliceMode) {
+    TcpConfig cfg;
+    Counters c;
+    TcpCb cb;
+    open_active(cb, backend_key(BACKEND_IP, LPORT1), 1000, cfg);
+    EXPECT_EQ(cb.state, TcpState::SYN_SENT);
+    uint8_t ob[40];
+    net::TcpSegmentSpec syn;
+    fill_syn(cb, cfg, ob, syn);
+    EXPECT_EQ(syn.seq, 1000u);
+    EXPECT_EQ(syn.flags, net::TCP_SYN);
+    net::TcpOptions so;
+    ASSERT_EQ(net::parse_tcp_options(syn.options, syn.options_len, so), net::OptError::OK);
+    EXPECT_EQ(so.mss, cfg.backend_mss);
+    EXPECT_TRUE(so.has_wscale);
+    EXPECT_FALSE(so.sack_permitted);
+    EXPECT_FALSE(so.has_timestamps);
+    net::TcpOptions o;
+    o.has_mss = true;
+    o.mss = 1460;
+    o.has_wscale = true;
+    o.wscale = 9;
+    // Wrong ACK: RST it; RST with the right ACK: refused.
+    EXPECT_EQ(input_syn_sent(cb, info(7, 5, net::TCP_SYN | net::TCP_ACK, 100, 0), o, cfg, c), -2);
+    TcpCb refused = cb;
+    EXPECT_EQ(input_syn_sent(refused, info(0, 1001, net::TCP_RST | net::TCP_ACK, 0, 0), o, cfg, c), -1);
+    EXPECT_EQ(c.backend_connect_fail, 1u);
+    ASSERT_EQ(input_syn_sent(cb, info(70000, 1001, net::TCP_SYN | net::TCP_ACK, 29200, 0), o, cfg, c), 1);
+    EXPECT_EQ(cb.state, TcpState::ESTABLISHED);
+    EXPECT_EQ(cb.rcv_wscale, 9);
+    EXPECT_EQ(cb.snd_wscale, cfg.our_wscale);
+    EXPECT_EQ(cb.rx.rcv_nxt(), 70001u);
+    EXPECT_EQ(cb.tx.peer_wnd(), 29200u);  // SYN-ACK windows are never scaled
+    // Send a request, then the backend's response arrives in splice mode: the payload is left
+    // to the caller, the ACK of our request is processed.
+    cb.tx.push(300);
+    SendState::Segment s;
+    ASSERT_TRUE(cb.tx.next(&s));
+    net::TcpInfo resp = info(70001, 1301, net::TCP_ACK, 100, 1000);
+    bool touched = false;
+    auto r = input(cb, resp, nullptr, 0, 0, 0, c, false,
+                   [&](void*, uint32_t, uint32_t) { touched = true; }, [&](void*) { touched = true; });
+    EXPECT_TRUE(r.data);
+    EXPECT_EQ(r.acked, 300u);
+    EXPECT_FALSE(touched);
+    EXPECT_EQ(cb.tx.peer_wnd(), 100u << 9);
+    // Backend RST ahead of what the client acknowledged is accepted on the backend leg.
+    r = input(cb, info(71001, 1301, net::TCP_RST | net::TCP_ACK, 0, 0), nullptr, 0, 0, 0, c, false,
+              [](void*, uint32_t, uint32_t) {}, [](void*) {});
+    EXPECT_TRUE(r.rst);
+}
+
+TEST(BackendPool, OpenAcquireReleaseCloseAndPorts) {
+    FlowTable flows(64);
+    TimerWheel wheel(256, 1000, 0);
+    Counters c;
+    PoolConfig pc;
+    pc.max_conns = 8;
+    pc.max_per_backend = 3;
+    pc.local_ip_be = LOCAL_IP;
+    pc.port_lo = 10000;
+    pc.port_hi = 10006;
+    pc.connect_timeout_us = 1000000;
+    pc.idle_timeout_us = 5000000;
+    TcpConfig tc;
+    BackendPool pool(pc, tc, 2, flows, wheel, c);
+    pool.set_backend(0, BACKEND_IP, BACKEND_PORT);
+    pool.set_backend(1, BACKEND2_IP, BACKEND_PORT);
+    EXPECT_EQ(pool.acquire(0), nullptr);
+    BackendConn* a = pool.open(0, 0);
+    BackendConn* b = pool.open(0, 0);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->phase, BackendPhase::CONNECTING);
+    EXPECT_EQ(rte_be_to_cpu_16(a->cb.key.local_port_be), 10000);
+    EXPECT_EQ(rte_be_to_cpu_16(b->cb.key.local_port_be), 10001);
+    EXPECT_EQ(flows.lookup(a->cb.key), pool.handle(a));
+    EXPECT_TRUE(handle_is_backend(pool.handle(a)));
+    EXPECT_NE(a->cb.iss, b->cb.iss);
+    EXPECT_EQ(pool.connecting(0), 2u);
+    // max_per_backend.
+    BackendConn* x = pool.open(0, 0);
+    ASSERT_NE(x, nullptr);
+    EXPECT_EQ(pool.open(0, 0), nullptr);
+    // Connect timeout fires for the ones that do not connect.
+    pool.connected(a);
+    pool.connected(b);
+    EXPECT_EQ(a->phase, BackendPhase::BUSY);
+    std::vector<std::pair<uint32_t, uint8_t>> fired;
+    wheel.advance(1500000, [&](Timer* t) { fired.push_back({t->owner, t->kind}); });
+    ASSERT_EQ(fired.size(), 1u);
+    EXPECT_EQ(fired[0].first, pool.handle(x));
+    EXPECT_EQ(fired[0].second, TIMER_CONNECT);
+    pool.close(x);
+    EXPECT_EQ(flows.lookup(x->cb.key), FlowTable::NOT_FOUND);
+    // Release to the idle list: LIFO reuse.
+    pool.release(a, 2000000);
+    pool.release(b, 2000000);
+    EXPECT_EQ(pool.idle(0), 2u);
+    EXPECT_EQ(pool.acquire(0), b);
+    EXPECT_EQ(pool.acquire(1), nullptr);  // other backend has none
+    EXPECT_EQ(pool.idle(0), 1u);
+    // Idle timeout for the parked one.
+    fired.clear();
+    wheel.advance(8000000, [&](Timer* t) { fired.push_back({t->owner, t->kind}); });
+    ASSERT_EQ(fired.size(), 1u);
+    EXPECT_EQ(fired[0].first, pool.handle(a));
+    EXPECT_EQ(fired[0].second, TIMER_BACKEND_IDLE);
+    pool.close(a);
+    EXPECT_EQ(pool.idle(0), 0u);
+    // Local ports come back FIFO: the next open does not reuse the port just freed.
+    BackendConn* y = pool.open(1, 9000000);
+    ASSERT_NE(y, nullptr);
+    EXPECT_EQ(rte_be_to_cpu_16(y->cb.key.local_port_be), 10003);
+    pool.close(b);
+    pool.close(y);
+    EXPECT_EQ(pool.in_use(), 0u);
+    EXPECT_EQ(flows.size(), 0u);
+    EXPECT_EQ(pool.free_ports(), 6u);
+    EXPECT_EQ(wheel.armed_count(), 0u);
+    // Port exhaustion is counted.
+    FlowTable flows2(64);
+    pc.port_lo = 20000;
+    pc.port_hi = 20002;
+    BackendPool small(pc, tc, 1, flows2, wheel, c);
+    small.set_backend(0, BACKEND_IP, BACKEND_PORT);
+    ASSERT_NE(small.open(0, 0), nullptr);
+    ASSERT_NE(small.open(0, 0), nullptr);
+    EXPECT_EQ(small.open(0, 0), nullptr);
+    EXPECT_EQ(c.backend_port_exhausted, 1u);
+}
+
+TEST(Counters, NamesMatchStruct) {
+    const char* const* names = counter_names();
+    EXPECT_STREQ(names[0], "syn_rcvd");
+    EXPECT_STREQ(names[COUNTER_COUNT - 1], "timer_fired");
+    std::set<std::string> uniq;
+    for (size_t i = 0; i < COUNTER_COUNT; i++) uniq.insert(names[i]);
+    EXPECT_EQ(uniq.size(), COUNTER_COUNT);
+}

@@ -9,9 +9,8 @@
 // (/v1/chat/completions or /v1/completions JSON) the count is the sum over its text fields, each
 // counted on its own: message contents (strings or text content parts), prompt (string or array),
 // tool/function names, descriptions and parameter schemas (minified JSON) — no chat template.
-#include <simdjson.h>
-
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +21,7 @@
 
 #include "tokens/calibrate.hpp"
 #include "tokens/exact.hpp"
+#include "tokens/request_text.hpp"
 #include "tokens/tokens.hpp"
 
 namespace {
@@ -55,77 +55,7 @@ struct Input {
     size_t text_bytes = 0;
 };
 
-void add_string(simdjson::dom::element e, std::vector<std::string>& out) {
-    std::string_view s;
-    if (e.get_string().get(s) == simdjson::SUCCESS) out.emplace_back(s);
-}
-
-void add_content(simdjson::dom::element content, std::vector<std::string>& out) {
-    if (content.is_string()) {
-        add_string(content, out);
-        return;
-    }
-    simdjson::dom::array parts;
-    if (content.get_array().get(parts) != simdjson::SUCCESS) return;
-    for (auto part : parts) {
-        if (part.is_string()) {
-            add_string(part, out);
-            continue;
-        }
-        std::string_view type;
-        if (part["type"].get_string().get(type) == simdjson::SUCCESS && type != "text") continue;
-        simdjson::dom::element t;
-        if (part["text"].get(t) == simdjson::SUCCESS) add_string(t, out);
-    }
-}
-
-void add_tool(simdjson::dom::element fn, std::vector<std::string>& out) {
-    simdjson::dom::element e;
-    if (fn["name"].get(e) == simdjson::SUCCESS) add_string(e, out);
-    if (fn["description"].get(e) == simdjson::SUCCESS) add_string(e, out);
-    if (fn["parameters"].get(e) == simdjson::SUCCESS) out.push_back(simdjson::minify(e));
-}
-
-// Returns false when `raw` is not an OpenAI request body.
-bool extract_openai(simdjson::dom::parser& parser, const std::string& raw, std::vector<std::string>& out) {
-    simdjson::dom::element doc;
-    if (parser.parse(raw).get(doc) != simdjson::SUCCESS) return false;
-    simdjson::dom::object obj;
-    if (doc.get_object().get(obj) != simdjson::SUCCESS) return false;
-    bool any = false;
-    simdjson::dom::array msgs;
-    if (obj["messages"].get_array().get(msgs) == simdjson::SUCCESS) {
-        any = true;
-        for (auto m : msgs) {
-            simdjson::dom::element c;
-            if (m["content"].get(c) == simdjson::SUCCESS) add_content(c, out);
-        }
-    }
-    simdjson::dom::element prompt;
-    if (obj["prompt"].get(prompt) == simdjson::SUCCESS) {
-        any = true;
-        if (prompt.is_string()) add_string(prompt, out);
-        else {
-            simdjson::dom::array a;
-            if (prompt.get_array().get(a) == simdjson::SUCCESS)
-                for (auto p : a) add_string(p, out);
-        }
-    }
-    simdjson::dom::array tools;
-    if (obj["tools"].get_array().get(tools) == simdjson::SUCCESS) {
-        for (auto t : tools) {
-            simdjson::dom::element fn;
-            if (t["function"].get(fn) == simdjson::SUCCESS) add_tool(fn, out);
-        }
-    }
-    simdjson::dom::array fns;
-    if (obj["functions"].get_array().get(fns) == simdjson::SUCCESS)
-        for (auto f : fns) add_tool(f, out);
-    return any;
-}
-
 std::vector<Input> load_inputs(const std::vector<std::string>& files, const std::string& format) {
-    simdjson::dom::parser parser;
     std::vector<Input> ins;
     for (const auto& f : files) {
         Input in;
@@ -137,7 +67,9 @@ std::vector<Input> load_inputs(const std::vector<std::string>& files, const std:
             while (i < in.raw.size() && std::isspace(uint8_t(in.raw[i]))) ++i;
             const bool looks_json = i < in.raw.size() && in.raw[i] == '{';
             if (format == "openai" || looks_json) {
-                done = extract_openai(parser, in.raw, in.texts);
+                RequestText rt;
+                done = extract_request_text(in.raw, rt);
+                in.texts = std::move(rt.texts);
                 if (!done && format == "openai") throw std::runtime_error(f + ": not an OpenAI request body");
             }
         }
@@ -259,6 +191,14 @@ int run(const Args& a) {
         std::printf("isa %s\ninputs %zu\ntext_bytes %zu\n", isa_name(best_isa()), ins.size(), bytes);
         std::printf("estimator_bytes_per_s %.0f\nsentencepiece_bytes_per_s %.0f\nratio %.1f\n", est_bps, spm_bps,
                     est_bps / spm_bps);
+        return 0;
+    }
+    if (a.cmd == "diag") {  // undocumented helper: residuals per segment cell
+        if (a.calib.empty() || a.spm.empty() || a.files.empty()) usage("diag needs --calib, --spm and files");
+        std::vector<std::string> texts;
+        for (auto& in : load_inputs(a.files, a.format))
+            for (auto& t : in.texts) texts.push_back(t);
+        std::fputs(diagnose(a.calib, a.spm, texts, 40).c_str(), stdout);
         return 0;
     }
     usage(("unknown command " + a.cmd).c_str());

@@ -31,3 +31,10 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report);
 std::vector<std::string> read_corpus(const std::vector<std::string>& paths, size_t max_bytes);
 
 }  // namespace tlb::tokens
+
+namespace tlb::tokens {
+// Per-cell residuals (estimate - exact) of the estimator on `texts`, largest first: a table for
+// finding what the model misses. Slow; CLI `diag` only.
+std::string diagnose(const std::string& calib_file, const std::string& spm_model,
+                     const std::vector<std::string>& texts, size_t top);
+}  // namespace tlb::tokens

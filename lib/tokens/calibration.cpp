@@ -470,3 +470,59 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
 }
 
 }  // namespace tlb::tokens
+
+namespace tlb::tokens {
+
+std::string diagnose(const std::string& calib_file, const std::string& spm_model,
+                     const std::vector<std::string>& texts, size_t top) {
+    const Estimator est = Estimator::from_file(calib_file);
+    const Model& m = est.model();
+    sentencepiece::SentencePieceProcessor spm;
+    if (!spm.Load(spm_model).ok()) throw CalibrationError(spm_model + ": cannot load");
+    struct Cell {
+        double est = 0, act = 0, n = 0;
+    };
+    std::map<std::string, Cell> cells;
+    std::vector<SegmentInfo> segs;
+    std::vector<uint32_t> actual;
+    std::map<std::string, Cell> examples_w;
+    std::map<std::string, std::string> examples;
+    for (const auto& t : texts) {
+        explain(m, t.data(), t.size(), segs);
+        uint32_t total = 0;
+        attribute(spm, t, segs, actual, total);
+        for (size_t i = 0; i < segs.size(); ++i) {
+            const auto& s = segs[i];
+            std::ostringstream k;
+            const char* kinds[] = {"ws", "ctrl", "digit", "hit", "miss", "han", "?", "bytefb"};
+            k << kinds[s.kind & 7] << " " << word_type_name(s.type) << " sp" << int(s.space) << " cs" << int(s.cs)
+              << " k" << int(s.miss_kind) << " len" << int(s.len);
+            auto& c = cells[k.str()];
+            c.est += double(s.cost) / FIX;
+            c.act += actual[i];
+            c.n += 1;
+            if (std::fabs(double(s.cost) / FIX - actual[i]) >= 1.5) {
+                auto& ex = examples[k.str()];
+                if (ex.size() < 120) ex += "[" + t.substr(s.begin, s.end - s.begin) + "]=" + std::to_string(actual[i]) + " ";
+            }
+        }
+    }
+    std::vector<std::pair<std::string, Cell>> v(cells.begin(), cells.end());
+    std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return std::fabs(a.second.est - a.second.act) > std::fabs(b.second.est - b.second.act); });
+    std::ostringstream os;
+    double te = 0, ta = 0;
+    for (auto& [k, c] : v) {
+        te += c.est;
+        ta += c.act;
+    }
+    os << "total est " << te << " exact " << ta << " bias% " << (te / ta - 1) * 100 << "\n";
+    for (size_t i = 0; i < v.size() && i < top; ++i) {
+        auto& [k, c] = v[i];
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "%-40s n=%7.0f est=%9.1f act=%9.0f resid=%8.1f  ", k.c_str(), c.n, c.est, c.act, c.est - c.act);
+        os << buf << examples[k] << "\n";
+    }
+    return os.str();
+}
+
+}  // namespace tlb::tokens

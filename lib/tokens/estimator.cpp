@@ -155,11 +155,11 @@ inline void load_feat(const uint8_t* q, size_t len, WordFeat& f) {
     const __m128i c0 = _mm_set1_epi8(char(0xC0)), c8 = _mm_set1_epi8(char(0x80));
     f.cont = uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(a, c0), c8))) |
              (uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(b, c0), c8))) << 16);
+    // (x - 'A') < 26 unsigned  <=>  int8(x - 'A' + 0x80) < int8(0x80 + 26)   (SSE2 has no unsigned compare)
     const __m128i bias = _mm_set1_epi8(char(0x80 - 'A'));
     const __m128i lim = _mm_set1_epi8(char(0x80 + 26));
-    // (x - 'A') < 26 unsigned  <=>  (x - 'A' + 0x80) < (26 + 0x80) signed-biased
-    f.upper = uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(a, bias), _mm_xor_si128(lim, c8)))) |
-              (uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(b, bias), _mm_xor_si128(lim, c8)))) << 16);
+    f.upper = uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(a, bias), lim))) |
+              (uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(b, bias), lim))) << 16);
 }
 
 inline int case_class(uint32_t n_upper, bool first_upper, uint32_t cps) {
@@ -177,8 +177,9 @@ struct Pricer {
         return m.miss_cost[miss_index(type, space, cs, kind, int(len > LEN_MAX ? LEN_MAX : len))];
     }
 
-    // Han-class run: greedy longest match against the vocabulary, extending while the
-    // growing prefix is itself a piece (BPE builds long pieces from shorter ones).
+    // Han-class run: greedy longest match against the vocabulary, extending while the growing
+    // prefix is itself a piece (BPE builds long pieces from shorter ones). A leading space that
+    // no piece absorbs ("▁中") becomes its own whitespace piece.
     template <bool EXPLAIN>
     uint32_t han(size_t b, size_t e, bool space, SegmentInfo* info) const {
         uint32_t cost = 0;
@@ -189,35 +190,37 @@ struct Pricer {
             const uint8_t* q = t.at(pos);
             uint32_t cp;
             const uint32_t l1 = decode_cp(q, e - pos, cp);
-            ++cps;
-            // Longest piece starting here (over whole code points).
-            size_t best = 0;
+            if (cp == 0xFFFFFFFF) {  // malformed: one byte token
+                if (sp) cost += m.ws_cost[1];
+                cost += FIX;
+                pos += 1;
+                sp = false;
+                continue;
+            }
+            // Longest piece starting here: single char first, then extend.
+            bool have = sp ? m.set.contains(key_hash(q, l1, true)) : m.cp_single(cp);
+            if (!have && sp) {
+                cost += m.ws_cost[1];
+                sp = false;
+                continue;
+            }
             size_t end = pos + l1;
-            int chars = 1;
-            if (cp != 0xFFFFFFFF && m.han_max_chars > 1) {
-                while (chars < m.han_max_chars && end < e) {
+            uint32_t chars = 1;
+            if (have) {
+                while (int(chars) < m.han_max_chars && end < e) {
                     uint32_t cp2;
                     const uint32_t l2 = decode_cp(t.at(end), e - end, cp2);
                     if (cp2 == 0xFFFFFFFF || end + l2 - pos > KEY_MAX) break;
                     if (!m.set.contains(key_hash(q, end + l2 - pos, sp))) break;
                     end += l2;
                     ++chars;
-                    best = end - pos;
                 }
-            }
-            if (best) {
                 cost += FIX;
-                pos += best;
-                cps += uint32_t(chars - 1);
             } else {
-                if (cp != 0xFFFFFFFF && sp && m.set.contains(key_hash(q, l1, true))) {
-                    cost += FIX;
-                } else {
-                    if (sp) cost += m.ws_cost[1];
-                    cost += (cp != 0xFFFFFFFF && m.cp_single(cp)) ? FIX : l1 * FIX;
-                }
-                pos += l1;
+                cost += l1 * FIX;  // byte fallback
             }
+            cps += chars;
+            pos = end;
             sp = false;
         }
         cost = uint32_t((uint64_t(cost) * m.han_scale) >> 8);

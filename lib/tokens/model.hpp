@@ -11,6 +11,9 @@
 
 #include "tokens/tokens.hpp"
 
+// Free helpers here are `static`: this header is also compiled into the AVX2/AVX-512 kernel
+// objects, and an inline function with external linkage emitted there could be the copy the
+// linker keeps for baseline callers (illegal instructions on CPUs without AVX).
 namespace tlb::tokens {
 
 // Byte classes. A class is a coarse Unicode script decided by the byte alone (lead byte for
@@ -31,7 +34,7 @@ enum ByteClass : uint8_t {
     BC_COUNT = 10,
 };
 
-constexpr std::array<uint8_t, 256> make_byte_class() {
+static constexpr std::array<uint8_t, 256> make_byte_class() {
     std::array<uint8_t, 256> t{};
     for (int b = 0; b < 256; ++b) {
         uint8_t c = BC_OTHER;
@@ -64,7 +67,7 @@ inline constexpr std::array<uint8_t, 256> BYTE_CLASS = make_byte_class();
 
 // Classes a preceding space attaches to ("▁word", "▁{", "▁中"): the last space of a run starts
 // the following segment.
-constexpr bool attaches_space(uint8_t c) {
+static constexpr bool attaches_space(uint8_t c) {
     return c == BC_LATIN || c == BC_PUNCT || c == BC_CYR || c == BC_GREEK || c == BC_HAN ||
            c == BC_OTHER;
 }
@@ -91,7 +94,7 @@ using ClassifyFn = void (*)(const uint8_t* p, size_t n, int next, KernelState& s
 
 // State after a chunk depends only on its last four bytes (and `next`); SIMD kernels call this
 // instead of extracting lanes.
-inline void replay_state(const uint8_t* p, size_t n, int next, KernelState& st) {
+static inline void replay_state(const uint8_t* p, size_t n, int next, KernelState& st) {
     size_t i = n >= 4 ? n - 4 : 0;
     uint8_t r1 = st.r1, c1_1 = st.c1_1, c1_2 = st.c1_2, c2_1 = st.c2_1;
     for (; i < n; ++i) {
@@ -122,7 +125,7 @@ ClassifyFn classify_fn(Isa isa) noexcept;
 // inserted with '▁' prefix mapped to the flag.
 constexpr size_t KEY_MAX = 32;
 
-inline uint64_t mix64(uint64_t x) {
+static inline uint64_t mix64(uint64_t x) {
     x ^= x >> 32;
     x *= 0xd6e8feb86659fd93ULL;
     x ^= x >> 32;
@@ -132,7 +135,7 @@ inline uint64_t mix64(uint64_t x) {
 }
 
 // Hash of a key whose body bytes are given zero-padded in w[0..3] (little-endian 8-byte words).
-inline uint64_t key_hash_words(const uint64_t* w, size_t len, bool space) {
+static inline uint64_t key_hash_words(const uint64_t* w, size_t len, bool space) {
     uint64_t a = (w[0] ^ 0x9E3779B97F4A7C15ULL) * 0xbf58476d1ce4e5b9ULL;
     uint64_t b = (w[1] ^ 0xC2B2AE3D27D4EB4FULL) * 0x94d049bb133111ebULL;
     uint64_t c = (w[2] ^ 0x165667B19E3779F9ULL) * 0x9E3779B97F4A7C15ULL;
@@ -142,7 +145,7 @@ inline uint64_t key_hash_words(const uint64_t* w, size_t len, bool space) {
     return mix64(h);
 }
 
-inline uint64_t key_hash(const uint8_t* body, size_t len, bool space) {
+static inline uint64_t key_hash(const uint8_t* body, size_t len, bool space) {
     uint64_t w[4] = {0, 0, 0, 0};
     std::memcpy(w, body, len < KEY_MAX ? len : KEY_MAX);
     return key_hash_words(w, len, space);
@@ -172,7 +175,7 @@ constexpr int N_TYPES = 6;       // word types: LATIN, PUNCT, CYR, GREEK, OTHER,
 constexpr int N_CASE = 4;        // lower, Capitalised, UPPER, mixed
 constexpr int N_KIND = 2;        // plain miss, "body without the space is a piece"
 
-inline int word_type(uint8_t cls) {
+static inline int word_type(uint8_t cls) {
     switch (cls) {
         case BC_LATIN: return 0;
         case BC_PUNCT: return 1;
@@ -182,12 +185,12 @@ inline int word_type(uint8_t cls) {
         default: return 4;
     }
 }
-inline const char* word_type_name(int t) {
+static inline const char* word_type_name(int t) {
     static const char* names[] = {"latin", "punct", "cyrillic", "greek", "other", "han"};
     return names[t];
 }
 
-inline size_t miss_index(int type, int space, int cs, int kind, int len) {
+static inline size_t miss_index(int type, int space, int cs, int kind, int len) {
     return ((((size_t(type) * 2 + space) * N_CASE + cs) * N_KIND + kind) * (LEN_MAX + 1)) + len;
 }
 constexpr size_t MISS_SIZE = size_t(N_TYPES) * 2 * N_CASE * N_KIND * (LEN_MAX + 1);

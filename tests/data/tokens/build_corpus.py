@@ -27,12 +27,19 @@ def read_text(path):
     except UnicodeDecodeError:
         return None
 
+def rot13(t):
+    return t.translate(str.maketrans(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"))
+
 def fortune_docs(paths):
     docs = []
     for p in paths:
         t = read_text(p)
         if t is None:
             continue
+        if "/off/" in p:  # fortune(6) stores the "offensive" sets ROT13-encoded
+            t = rot13(t)
         t = ANSI.sub("", t).replace("\r", "")
         for d in re.split(r"\n%\n", t):
             d = d.strip("\n")

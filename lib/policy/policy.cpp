@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace tlb::policy {
 
@@ -88,9 +89,7 @@ int32_t argmin(uint64_t mask, uint32_t start, Score score) {
     return best;
 }
 
-inline float load_tokens(const scoreboard::BackendState& s) {
-    return s.queued_prompt_tokens + s.remaining_decode_tokens;
-}
+inline float load_tokens(const View& v, uint32_t b) { return v.queued[b] + v.remaining[b]; }
 
 }  // namespace
 
@@ -132,24 +131,25 @@ uint64_t eligible(const RequestFeatures& f, const View& v, Reason* why) {
         if (why) *why = Reason::NoBackends;
         return 0;
     }
-    uint64_t model_bit = f.model < 64 ? (1ull << f.model) : 0;
-    uint64_t need_ctx = static_cast<uint64_t>(f.prompt_tokens) + f.max_tokens;
-    uint64_t m_model = 0, m_ctx = 0, m_tags = 0, m_zone = 0;
-    for (uint32_t b = 0; b < n; ++b) {
-        const auto& s = v.b[b];
-        uint64_t bit = 1ull << b;
-        m_model |= (s.models & model_bit) ? bit : 0;
-        m_ctx |= (need_ctx <= s.max_context) ? bit : 0;
-        m_tags |= ((s.tags & f.required_tags) == f.required_tags) ? bit : 0;
-        m_zone |= (s.zone_bit & f.allowed_zones) ? bit : 0;
-    }
-    uint64_t m = m_model;
+    uint64_t all = n == 64 ? ~0ull : (1ull << n) - 1;
+    uint64_t m = f.model < scoreboard::MAX_MODELS ? v.model_mask[f.model] & all : 0;
     if (!m) { if (why) *why = Reason::NoModel; return 0; }
-    m &= m_ctx;
+    const uint32_t need_ctx = static_cast<uint32_t>(
+        std::min<uint64_t>(static_cast<uint64_t>(f.prompt_tokens) + f.max_tokens, UINT32_MAX));
+    uint64_t fit = 0;
+    for (uint64_t c = m; c; c &= c - 1) {
+        uint32_t b = ctz(c);
+        fit |= static_cast<uint64_t>(need_ctx <= v.max_context[b]) << b;
+    }
+    m = fit;
     if (!m) { if (why) *why = Reason::NoContextFit; return 0; }
-    m &= m_tags;
+    for (uint64_t t = f.required_tags; t && m; t &= t - 1) m &= v.tag_mask[ctz(t)];
     if (!m) { if (why) *why = Reason::NoTags; return 0; }
-    m &= m_zone;
+    if (f.allowed_zones != ~0u) {
+        uint64_t zm = 0;
+        for (uint32_t z = f.allowed_zones; z; z &= z - 1) zm |= v.zone_mask[__builtin_ctz(z)];
+        m &= zm;
+    }
     if (!m) { if (why) *why = Reason::NoTrustZone; return 0; }
     m &= v.available;
     if (!m) { if (why) *why = Reason::NoHealthy; return 0; }
@@ -166,94 +166,119 @@ uint32_t expected_output(const Params& p, const RequestFeatures& f, const View& 
 
 namespace {
 
+// Predictions for backend b (docs/routing.md, "token_aware"):
+//   step(n)  = (1 + slowdown * (n - 1)) * step1          engine step time with n decoding
+//   work     = queued_prompt + prompt - cached           prompt tokens ahead of and incl. ours
+//   ttft     = ratio * (work * prefill_s + (work / chunk + [running > 0] / 2) * step(running)
+//                       + batch-full wait)
+//   e2e      = ttft + out * step(running + 1)
+// Written branch-free over structure-of-arrays fields so the loop over all backends vectorises.
+struct Pred {
+    float ttft, e2e;
+};
+inline Pred predict(const View& v, uint32_t b, float prompt_left, float out) {
+    float running = v.running[b];
+    float step_r = (1.0f + v.slowdown[b] * std::max(running - 1.0f, 0.0f)) * v.step1_s[b];
+    float step_r1 = (1.0f + v.slowdown[b] * running) * v.step1_s[b];
+    float work = v.queued[b] + prompt_left;
+    float steps = work * v.inv_chunk[b] + (running > 0.0f ? 0.5f : 0.0f);
+    float t = work * v.prefill_s[b] + steps * step_r;
+    // A full batch admits us only when some sequence finishes: expected wait is the mean
+    // remaining decode time of the outstanding ones, scaled by how far over the limit we are.
+    float over = std::max(v.outstanding[b] + 1.0f - v.max_batch[b], 0.0f);
+    float per_seq_left = v.remaining[b] / std::max(v.outstanding[b], 1.0f);
+    t += over * v.inv_max_batch[b] * per_seq_left * step_r1;
+    Pred p;
+    p.ttft = v.ttft_ratio[b] * t;
+    p.e2e = p.ttft + out * step_r1;
+    return p;
+}
+
 Decision token_aware(const Params& p, const RequestFeatures& f, const View& v, uint64_t mask,
                      State& st) {
+    const uint32_t n = std::min<uint32_t>(v.n, scoreboard::MAX_BACKENDS);
     PrefixMatch pm;
     if (st.prefix && f.n_prefix && p.prefix_bonus > 0)
         pm = st.prefix->lookup(f.prefix_hash, f.prefix_tokens, f.n_prefix, v);
     const float prompt = static_cast<float>(f.prompt_tokens);
     const uint32_t out_tokens = expected_output(p, f, v);
     const float out = static_cast<float>(out_tokens);
+    const float budget = p.latency_budget_s;
+    constexpr float INF = std::numeric_limits<float>::infinity();
+    constexpr float OVER_BUDGET = 1e4f;
 
-    // Predictions for one backend (docs/routing.md, "token_aware"):
-    //   step(n)  = (1 + slowdown * (n - 1)) / decode_tps      engine step time with n decoding
-    //   work     = queued_prompt + (prompt - bonus * cached)  prompt tokens ahead of and incl. ours
-    //   ttft     = ratio * (work * s_per_token + (work / chunk + [running > 0] * 0.5) * step(running))
-    //              + batch-full wait
-    //   e2e      = ttft + out * step(running + 1)
-    auto predict = [&](uint32_t b, float& ttft, float& e2e, float& cached) {
-        const auto& s = v.b[b];
-        cached = 0;
-        for (uint32_t i = 0; i < pm.n; ++i)
-            if (pm.backend[i] == static_cast<int32_t>(b)) cached = static_cast<float>(pm.tokens[i]);
-        cached = std::min(cached * p.prefix_bonus, prompt > 0 ? prompt - 1 : 0.0f);
-        float running = s.running;
-        float inv_tps = 1.0f / s.decode_tps;
-        float step_r = (1.0f + s.batch_slowdown * std::max(running - 1.0f, 0.0f)) * inv_tps;
-        float step_r1 = (1.0f + s.batch_slowdown * running) * inv_tps;
-        float work = s.queued_prompt_tokens + prompt - cached;
-        float steps = work * s.inv_chunk_tokens + (running > 0 ? 0.5f : 0.0f);
-        float t = work * s.prefill_s_per_token + steps * step_r;
-        // A full batch admits us only when some sequence finishes: expected wait is the mean
-        // remaining decode time of the running ones, scaled by how far over the limit we are.
-        float over = s.outstanding + 1.0f - s.max_batch;
-        if (over > 0) {
-            float per_seq_left = s.remaining_decode_tokens / std::max(s.outstanding, 1.0f);
-            t += over / s.max_batch * per_seq_left * step_r1;
-        }
-        ttft = s.ttft_ratio * t;
-        e2e = ttft + out * step_r1;
+    // Pass 1 (vectorised): key of every backend without prefix bonus (eligibility is applied in
+    // pass 3, so these loops have no branches).
+    // Objective cost: cost within budget, else a penalty above any in-budget cost (1e4 + e2e;
+    // small enough that float still resolves milliseconds of e2e)
+    // so the fastest over-budget backend wins only when nothing fits.
+    alignas(64) float key[scoreboard::MAX_BACKENDS];
+    alignas(64) float ttft[scoreboard::MAX_BACKENDS];
+    alignas(64) float e2e[scoreboard::MAX_BACKENDS];
+    const Objective obj = p.objective;
+    for (uint32_t b = 0; b < n; ++b) {
+        Pred pr = predict(v, b, prompt, out);
+        ttft[b] = pr.ttft;
+        e2e[b] = pr.e2e;
+    }
+    auto key_of = [&](uint32_t b, float cached) {
+        if (obj == Objective::Ttft) return ttft[b];
+        if (obj == Objective::E2e) return e2e[b];
+        float c = (prompt - cached + out) * v.cost_per_token[b];
+        return e2e[b] <= budget ? c : OVER_BUDGET + e2e[b];
     };
-
-    Decision d;
-    uint32_t start = static_cast<uint32_t>(st.rr_next++ % v.n);
+    if (obj == Objective::Ttft) {
+        for (uint32_t b = 0; b < n; ++b) key[b] = ttft[b];
+    } else if (obj == Objective::E2e) {
+        for (uint32_t b = 0; b < n; ++b) key[b] = e2e[b];
+    } else {
+        for (uint32_t b = 0; b < n; ++b) {
+            float c = (prompt + out) * v.cost_per_token[b];
+            float e = e2e[b];
+            key[b] = e <= budget ? c : OVER_BUDGET + e;
+        }
+    }
+    // Pass 2: backends holding a prefix of this prompt get it (partly) as cached work.
+    float cached_of[PREFIX_MATCH_MAX] = {};
+    for (uint32_t i = 0; i < pm.n; ++i) {
+        uint32_t b = static_cast<uint32_t>(pm.backend[i]);
+        if (b >= n || !((mask >> b) & 1)) continue;
+        float cached = std::min(static_cast<float>(pm.tokens[i]) * p.prefix_bonus,
+                                prompt > 0 ? prompt - 1 : 0.0f);
+        cached_of[i] = cached;
+        Pred pr = predict(v, b, prompt - cached, out);
+        ttft[b] = pr.ttft;
+        e2e[b] = pr.e2e;
+        key[b] = key_of(b, cached);
+    }
+    // Pass 3: minimum over eligible backends, then the first eligible backend holding it from
+    // a rotating start (ties spread).
+    float best_key = INF;
+    for (uint64_t m = mask; m; m &= m - 1) best_key = std::min(best_key, key[ctz(m)]);
+    const uint32_t start = static_cast<uint32_t>(st.rr_next++ % n);
     uint64_t rot = rotate_mask(mask, start);
-    float best_key = 0;
-    float best_ttft = 0, best_e2e = 0, best_cached = 0;
     int32_t best = NONE;
-    bool best_in_budget = false;
-    const bool cost = p.objective == Objective::Cost;
-    while (rot) {
+    for (; rot; rot &= rot - 1) {
         uint32_t b = (ctz(rot) + start) & 63;
-        rot &= rot - 1;
-        float ttft, e2e, cached;
-        predict(b, ttft, e2e, cached);
-        float key;
-        bool in_budget = true;
-        switch (p.objective) {
-            case Objective::Ttft: key = ttft; break;
-            case Objective::E2e: key = e2e; break;
-            default:
-                in_budget = e2e <= p.latency_budget_s;
-                key = in_budget ? (prompt - cached + out) * v.b[b].cost_per_token : e2e;
-                break;
-        }
-        bool better;
-        if (best == NONE) better = true;
-        else if (cost && in_budget != best_in_budget) better = in_budget;
-        else better = key < best_key;
-        if (better) {
-            best = static_cast<int32_t>(b);
-            best_key = key;
-            best_ttft = ttft;
-            best_e2e = e2e;
-            best_cached = cached;
-            best_in_budget = in_budget;
-        }
+        if (key[b] == best_key) { best = static_cast<int32_t>(b); break; }
+    }
+    Decision d;
+    if (best == NONE) {  // NaN keys (corrupt view): fall back to the first eligible backend
+        best = static_cast<int32_t>(ctz(mask));
     }
     d.backend = best;
-    switch (p.objective) {
+    switch (obj) {
         case Objective::Ttft: d.reason = Reason::LowestTtft; break;
         case Objective::E2e: d.reason = Reason::LowestE2e; break;
-        default: d.reason = best_in_budget ? Reason::CheapestInBudget : Reason::FastestOverBudget; break;
+        default:
+            d.reason = e2e[best] <= budget ? Reason::CheapestInBudget : Reason::FastestOverBudget;
+            break;
     }
-    d.predicted_ttft_s = best_ttft;
-    d.predicted_e2e_s = best_e2e;
-    if (best != NONE) {
-        const auto& s = v.b[best];
-        d.predicted_decode_tps = s.decode_tps / (1.0f + s.batch_slowdown * s.running);
-    }
-    d.cached_tokens = static_cast<uint32_t>(best_cached);
+    d.predicted_ttft_s = ttft[best];
+    d.predicted_e2e_s = e2e[best];
+    d.predicted_decode_tps = 1.0f / ((1.0f + v.slowdown[best] * v.running[best]) * v.step1_s[best]);
+    for (uint32_t i = 0; i < pm.n; ++i)
+        if (pm.backend[i] == best) d.cached_tokens = static_cast<uint32_t>(cached_of[i]);
     d.expected_output_tokens = out_tokens;
     return d;
 }
@@ -267,7 +292,7 @@ Decision prefix_hash(const Params& p, const RequestFeatures& f, const View& v, u
     uint64_t key = f.n_prefix ? f.prefix_hash[0] : f.request_hash;
     uint32_t n = popcount(mask);
     float total = 1;
-    for (uint64_t m = mask; m; m &= m - 1) total += v.b[ctz(m)].outstanding;
+    for (uint64_t m = mask; m; m &= m - 1) total += v.outstanding[ctz(m)];
     float bound = std::ceil(p.bounded_load * total / static_cast<float>(n));
     int32_t home = NONE, best = NONE;
     uint64_t home_w = 0, best_w = 0;
@@ -275,7 +300,7 @@ Decision prefix_hash(const Params& p, const RequestFeatures& f, const View& v, u
         uint32_t b = ctz(m);
         uint64_t w = mix64(key ^ mix64(b + 1));
         if (home == NONE || w > home_w) { home = static_cast<int32_t>(b); home_w = w; }
-        if (v.b[b].outstanding + 1 <= bound && (best == NONE || w > best_w)) {
+        if (v.outstanding[b] + 1 <= bound && (best == NONE || w > best_w)) {
             best = static_cast<int32_t>(b);
             best_w = w;
         }
@@ -307,7 +332,7 @@ Decision decide(const Params& p, const RequestFeatures& f, const View& v, State&
             break;
         case Kind::LeastRequests: {
             uint32_t start = static_cast<uint32_t>(st.rr_next++ % v.n);
-            d = pick(argmin(mask, start, [&](uint32_t b) { return v.b[b].outstanding; }),
+            d = pick(argmin(mask, start, [&](uint32_t b) { return v.outstanding[b]; }),
                      Reason::LeastRequests);
             break;
         }
@@ -319,14 +344,14 @@ Decision decide(const Params& p, const RequestFeatures& f, const View& v, State&
                 uint32_t k = rng.below(n - 1);
                 b = nth_bit(mask & ~(1ull << a), k);
             }
-            int32_t c = v.b[b].outstanding < v.b[a].outstanding ? static_cast<int32_t>(b)
+            int32_t c = v.outstanding[b] < v.outstanding[a] ? static_cast<int32_t>(b)
                                                                 : static_cast<int32_t>(a);
             d = pick(c, Reason::PowerOfTwo);
             break;
         }
         case Kind::LeastTokens: {
             uint32_t start = static_cast<uint32_t>(st.rr_next++ % v.n);
-            d = pick(argmin(mask, start, [&](uint32_t b) { return load_tokens(v.b[b]); }),
+            d = pick(argmin(mask, start, [&](uint32_t b) { return load_tokens(v, b); }),
                      Reason::LeastTokens);
             break;
         }
@@ -371,9 +396,8 @@ ModelChoice select_model(const Alias& a, const Params& p, const RequestFeatures&
             continue;
         }
         bool in_budget = d.predicted_e2e_s <= p.latency_budget_s;
-        const auto& s = v.b[d.backend];
         float cost = (static_cast<float>(f.prompt_tokens - d.cached_tokens) +
-                      static_cast<float>(d.expected_output_tokens)) * s.cost_per_token;
+                      static_cast<float>(d.expected_output_tokens)) * v.cost_per_token[d.backend];
         bool better;
         if (best.model == NONE) better = true;
         else if (in_budget != best_in_budget) better = in_budget;

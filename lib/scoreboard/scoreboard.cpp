@@ -25,15 +25,26 @@ uint64_t wall_ns() {
                                      .count());
 }
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 // Seqlock read of a trivially copyable block whose first member is the seq word. The copy races
 // benignly with the single writer; the sequence check discards torn copies (Linux seqcount,
 // Boehm "Can seqlocks get along with programming language memory models?": acquire load of seq,
 // copy, acquire fence, relaxed re-load).
 template <typename T>
 bool seq_read(const T& src, T& dst) {
-    for (int attempt = 0; attempt < 1000; ++attempt) {
+    // Writers are rare (config changes, one scrape per second), so the retry limit is only a
+    // guard against a control plane that died mid-write.
+    for (int attempt = 0; attempt < (1 << 20); ++attempt) {
         uint32_t s1 = src.seq.load(std::memory_order_acquire);
-        if (s1 & 1u) continue;
+        if (s1 & 1u) {
+            cpu_relax();
+            continue;
+        }
         std::memcpy(static_cast<void*>(&dst), static_cast<const void*>(&src), sizeof(T));
         std::atomic_thread_fence(std::memory_order_acquire);
         uint32_t s2 = src.seq.load(std::memory_order_relaxed);
@@ -460,6 +471,7 @@ void Scoreboard::snapshot(View& v, uint64_t now_ns) const {
                   c.circuit != static_cast<uint8_t>(Circuit::Open) && !c.drain && c.weight > 0;
         if (ok) v.available |= 1ull << b;
     }
+    v.finalize();
 }
 
 }  // namespace tlb::scoreboard

@@ -49,6 +49,7 @@ View make_view(const std::vector<Row>& rows) {
         s.weight = 100;
         if (r.available) v.available |= 1ull << i;
     }
+    v.finalize();
     return v;
 }
 
@@ -261,6 +262,7 @@ TEST(PolicyPrefixHash, StickyConsistentAndBounded) {
     // Bounded load: the home backend far above the mean spills to the next in hash order.
     View v3 = v;
     v3.b[home.backend].outstanding = 30;
+    v3.finalize();
     Decision spill = run(Kind::PrefixHash, f, v3);
     EXPECT_NE(spill.backend, home.backend);
     EXPECT_EQ(spill.reason, Reason::PrefixSpill);
@@ -321,6 +323,7 @@ TEST(PolicyTokenAware, PredictionMatchesFormulaOnIdleBackend) {
     EXPECT_NEAR(d.predicted_e2e_s, ttft + 100 * step, 1e-3);
     // The learned ratio scales the prediction.
     v.b[0].ttft_ratio = 2;
+    v.finalize();
     EXPECT_NEAR(run(Kind::TokenAware, f, v).predicted_ttft_s, 2 * ttft, 2e-4);
 }
 
@@ -383,11 +386,15 @@ TEST(PolicyTokenAware, PrefixBonusPullsToTheBackendHoldingThePrefix) {
     EXPECT_LE(d.cached_tokens, 2992u);
     // Load beats affinity when the prefix holder is swamped.
     v.b[2].queued_prompt_tokens = 200000;
+    v.finalize();
     v.b[2].outstanding = 50;
+    v.finalize();
     EXPECT_NE(decide(p, f, v, st, rng).backend, 2);
     // Bonus off: no preference.
     v.b[2].queued_prompt_tokens = 0;
+    v.finalize();
     v.b[2].outstanding = 0;
+    v.finalize();
     p.prefix_bonus = 0;
     std::set<int> seen;
     for (int i = 0; i < 9; ++i) seen.insert(decide(p, f, v, st, rng).backend);

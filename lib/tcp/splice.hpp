@@ -116,7 +116,8 @@ inline uint16_t rescale_window(uint16_t field, uint8_t from_shift, uint8_t to_sh
 // net::parse_ipv4/parse_tcp) for the client. `ack` = client-leg rcv_nxt, `win` = the window field
 // for the client (already scaled down). Strips FIN unless b.forward_fin. MACs are the caller's
 // (set them with the neighbour entry). Checksums are updated incrementally; the IP TTL is reset.
-// Updates b.sent_max_c. The caller checks !b.needs_rebuild() first. Returns false (frame
+// Updates b.sent_max_c. The caller checks !b.needs_rebuild() first. Afterwards the caller's
+// Ipv4Info/TcpInfo describe the frame as it was (addresses, ports, seq); parse again if needed. Returns false (frame
 // untouched) when nothing is left to forward (no payload and the FIN is not forwarded).
 bool splice_b2c_in_place(uint8_t* frame, const net::Ipv4Info& ip, const net::TcpInfo& th,
                          SpliceBinding& b, uint32_t ack, uint16_t win);

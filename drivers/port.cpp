@@ -27,6 +27,7 @@ bool all_hex(std::string_view s) {
 }
 
 std::string err_str(int rc) {
+    if (rc == -1) return "failed (-1; see the EAL/PMD message above)";
     int e = rc < 0 ? -rc : rc;
     return std::string(rte_strerror(e)) + " (" + std::to_string(rc) + ")";
 }

@@ -68,6 +68,18 @@ struct View {
     alignas(64) float ttft_ratio[MAX_BACKENDS] = {};
     alignas(64) float cost_per_token[MAX_BACKENDS] = {};
 
+    // The learned observed/predicted TTFT ratio corrects profiles that are plainly wrong (a GPU
+    // twice as slow as its profile says); within a factor RATIO_DEAD_BAND it is mostly queueing
+    // noise, and following it makes identical backends look different. So: 1 inside the band,
+    // continuous outside it.
+    static constexpr float RATIO_DEAD_BAND = 1.5f;
+    static float ratio_dead_band(float r) {
+        if (!(r > 0)) return 1.0f;
+        if (r > RATIO_DEAD_BAND) return r / RATIO_DEAD_BAND;
+        if (r < 1.0f / RATIO_DEAD_BAND) return r * RATIO_DEAD_BAND;
+        return 1.0f;
+    }
+
     void finalize() {
         for (auto& m : model_mask) m = 0;
         for (auto& m : tag_mask) m = 0;
@@ -89,7 +101,7 @@ struct View {
             max_batch[i] = s.max_batch > 0 ? s.max_batch : 1.0f;
             inv_max_batch[i] = 1.0f / max_batch[i];
             inv_chunk[i] = s.inv_chunk_tokens;
-            ttft_ratio[i] = s.ttft_ratio;
+            ttft_ratio[i] = ratio_dead_band(s.ttft_ratio);
             cost_per_token[i] = s.cost_per_token;
         }
     }

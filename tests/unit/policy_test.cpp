@@ -321,10 +321,16 @@ TEST(PolicyTokenAware, PredictionMatchesFormulaOnIdleBackend) {
     double ttft = 4000.0 / 8000 + 4000.0 / 8192 * step;
     EXPECT_NEAR(d.predicted_ttft_s, ttft, 1e-4);
     EXPECT_NEAR(d.predicted_e2e_s, ttft + 100 * step, 1e-3);
-    // The learned ratio scales the prediction.
-    v.b[0].ttft_ratio = 2;
+    // The learned ratio scales the prediction beyond the dead band (1.5x), not within it.
+    v.b[0].ttft_ratio = 3;
     v.finalize();
     EXPECT_NEAR(run(Kind::TokenAware, f, v).predicted_ttft_s, 2 * ttft, 2e-4);
+    v.b[0].ttft_ratio = 1.3f;
+    v.finalize();
+    EXPECT_NEAR(run(Kind::TokenAware, f, v).predicted_ttft_s, ttft, 1e-4);
+    v.b[0].ttft_ratio = 0.25f;
+    v.finalize();
+    EXPECT_NEAR(run(Kind::TokenAware, f, v).predicted_ttft_s, 0.375 * ttft, 1e-4);
 }
 
 TEST(PolicyTokenAware, ExpectedOutputUsesMaxTokensAndLearnedTypical) {

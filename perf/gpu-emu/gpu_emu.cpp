@@ -188,6 +188,8 @@ class Server : public Listener {
   uint64_t _faults_refuse = 0, _faults_close = 0, _faults_reset = 0, _faults_reset_mid = 0,
            _faults_stall = 0, _faults_stall_mid = 0;
   uint64_t _conns_accepted = 0;
+  double _lag_sum = 0, _lag_max = 0;
+  uint64_t _lag_n = 0;
 
   double now() const { return mono_now() - _t0; }
   bool setup(std::string* err);
@@ -438,6 +440,13 @@ int Server::run() {
       if (!c->dead && (e & EPOLLOUT)) on_writable(c);
     }
     double t = now();
+    // How late this process delivers engine events (a loaded host shows up here first).
+    if (double due = _engine->next_event_time(); due <= t) {
+      double lag = t - due;
+      _lag_sum += lag;
+      ++_lag_n;
+      _lag_max = std::max(_lag_max, lag);
+    }
     _engine->advance(t);
     // Stalled connections whose hold expired.
     for (size_t i = 0; i < _held.size();) {
@@ -520,6 +529,11 @@ void Server::close_conn(Conn* c, bool rst) {
   if (rst) {
     linger lg{1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  // _held outlives this loop iteration; the graveyard does not.
+  if (auto it = std::find(_held.begin(), _held.end(), c); it != _held.end()) {
+    *it = _held.back();
+    _held.pop_back();
   }
   epoll_ctl(_ep, EPOLL_CTL_DEL, c->fd, nullptr);
   close(c->fd);
@@ -1160,6 +1174,10 @@ std::string Server::metrics_text() {
       m += std::string("gpuemu_faults_injected_total{kind=\"") + p.first + "\"} " +
            std::to_string(p.second) + "\n";
   }
+  counter("gpuemu_event_lag_seconds_sum", "Sum over wake-ups of how late engine events were delivered.",
+          _lag_sum);
+  counter("gpuemu_event_lag_seconds_count", "Wake-ups that delivered engine events.", double(_lag_n));
+  gauge("gpuemu_event_lag_seconds_max", "Largest event delivery delay seen.", _lag_max);
   gauge("gpuemu_kv_cached_blocks", "Unreferenced KV blocks still holding a cached prefix.",
         double(_engine->kv_cached_blocks()));
   gauge("gpuemu_kv_total_blocks", "KV blocks in the pool.", double(_engine->kv_total_blocks()));

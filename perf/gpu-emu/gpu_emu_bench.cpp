@@ -128,10 +128,16 @@ int main(int argc, char** argv) {
   double t0 = mono();
   for (int i = 0; i < streams; ++i) {
     Conn& c = conns[size_t(i)];
-    c.fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (c.fd < 0 || connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-      std::perror("connect");
-      return 1;
+    // The server may still be starting: retry refused connects for a few seconds.
+    for (int attempt = 0;; ++attempt) {
+      c.fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (c.fd >= 0 && connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) break;
+      if (c.fd < 0 || errno != ECONNREFUSED || attempt > 100) {
+        std::perror("connect");
+        return 1;
+      }
+      close(c.fd);
+      usleep(50000);
     }
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -220,6 +226,28 @@ int main(int argc, char** argv) {
     }
   }
   double cpu1 = proc_cpu(emu_pid);
+  // The emulator's own view of how late it delivered tokens (gpuemu_event_lag_seconds_*).
+  double lag_sum = -1, lag_n = 0, lag_max = -1;
+  {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+      const char get[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      if (send(fd, get, sizeof get - 1, 0) > 0) {
+        std::string m;
+        for (ssize_t r; (r = read(fd, buf.data(), buf.size())) > 0;) m.append(buf.data(), size_t(r));
+        auto val = [&](const char* name) {
+          size_t p = m.find(std::string("\n") + name + "{");
+          if (p == std::string::npos) return -1.0;
+          p = m.find("} ", p);
+          return std::atof(m.c_str() + p + 2);
+        };
+        lag_sum = val("gpuemu_event_lag_seconds_sum");
+        lag_n = val("gpuemu_event_lag_seconds_count");
+        lag_max = val("gpuemu_event_lag_seconds_max");
+      }
+    }
+    close(fd);
+  }
   std::sort(ttfts.begin(), ttfts.end());
   auto pct = [&](double q) { return ttfts.empty() ? 0.0 : ttfts[size_t(q * (ttfts.size() - 1))]; };
   size_t open = 0;
@@ -230,6 +258,8 @@ int main(int argc, char** argv) {
               (unsigned long long)done_window, done_window / duration, pct(0.5) * 1e3,
               pct(0.99) * 1e3, (unsigned long long)errors);
   if (emu_pid > 0) std::printf(" emu_cpu_cores=%.2f", (cpu1 - cpu0) / duration);
+  if (lag_n > 0)
+    std::printf(" emu_lag_mean_ms=%.2f emu_lag_max_ms=%.1f", lag_sum / lag_n * 1e3, lag_max * 1e3);
   std::printf(" setup_s=%.2f\n", t_measure - warmup - t0);
   return errors == 0 && open == size_t(streams) ? 0 : 1;
 }

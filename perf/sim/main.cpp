@@ -64,7 +64,7 @@ bool plot(const std::string& png, const std::vector<Result>& results, const std:
     if (!mkdtemp(dir)) return false;
     std::string script = std::string(dir) + "/plot.gp";
     std::ofstream gp(script);
-    gp << "set terminal pngcairo size 1000,650\n"
+    gp << "set terminal pngcairo size 1000,650 noenhanced\n"
        << "set output '" << png << "'\n"
        << "set title '" << title << ": TTFT CDF'\n"
        << "set xlabel 'TTFT (s)'\nset ylabel 'fraction of requests'\n"

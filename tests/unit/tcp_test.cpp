@@ -1500,3 +1500,287 @@ TEST(SenderReassembly, LossyChannelDeliversEverything) {
         EXPECT_GT(now, uint64_t(N) / 300 * 1000);  // bounded by the slow reader
     }
 }
+
+// ==========================================================================================
+// End to end, in the order docs/tcp.md §6 gives: cookie handshake, request assembly, backend
+// connect, request sent by our sender, response spliced (with the header insertion), client ACKs
+// translated, unbind, the next request on the same client connection rebound to another backend
+// connection, an appliance-made response on the client leg, and a passive close.
+
+namespace {
+Frame spec_frame(const net::TcpSegmentSpec& s) {
+    Frame f;
+    f.bytes.resize(net::tcp_segment_len(s));
+    EXPECT_EQ(net::build_tcp_segment(f.bytes.data(), f.bytes.size(), s), f.bytes.size());
+    EXPECT_TRUE(f.parse());
+    return f;
+}
+}  // namespace
+
+TEST(EndToEnd, HandshakeRequestSpliceRebindLocalResponseClose) {
+    NEED_EAL();
+    TcpConfig cfg;
+    Counters c;
+    SynCookies sc(77, 88, 64);
+    sc.set_time(1000);
+    FlowTable flows(64, 9);
+    TimerWheel wheel(1024, 1000, 0);
+    ObjectPool<ClientConn> clients(4);
+    PoolConfig pc;
+    pc.local_ip_be = LOCAL_IP;
+    pc.port_lo = 30000;
+    pc.port_hi = 30100;
+    BackendPool pool(pc, cfg, 2, flows, wheel, c);
+    pool.set_backend(0, BACKEND_IP, BACKEND_PORT);
+    pool.set_backend(1, BACKEND2_IP, BACKEND_PORT);
+    const uint32_t CISN = 0xfffffff0u;  // the client's request stream wraps
+
+    // 1. SYN: answered with a cookie, no state.
+    std::vector<uint8_t> synopt(40);
+    net::TcpOptions so;
+    so.has_mss = true;
+    so.mss = 1460;
+    so.has_wscale = true;
+    so.wscale = 6;
+    synopt.resize(size_t(net::write_tcp_options(so, synopt.data(), 40)));
+    Frame syn = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, CISN, 0, net::TCP_SYN, 64240, "", synopt);
+    FlowKey ck{syn.ip.src_be, syn.ip.dst_be, syn.th.src_port_be, syn.th.dst_port_be};
+    ASSERT_EQ(flows.lookup(ck), FlowTable::NOT_FOUND);
+    net::TcpOptions po;
+    ASSERT_EQ(net::parse_tcp_options(syn.bytes.data() + syn.th.opt_off, syn.th.opt_len, po), net::OptError::OK);
+    CookieOptions co;
+    uint32_t cookie = sc.make(ck.remote_ip_be, ck.local_ip_be, ck.remote_port_be, ck.local_port_be,
+                              syn.th.seq, po.mss, po.wscale, &co);
+    uint8_t ob[40];
+    net::TcpSegmentSpec ss;
+    fill_syn_ack(syn.ip, syn.th, cookie, co, cfg, ob, ss);
+    Frame synack = spec_frame(ss);
+    EXPECT_TRUE(synack.checksums_ok());
+    EXPECT_EQ(flows.size(), 0u);
+
+    // 2. Final ACK carrying the first request bytes.
+    const std::string req1 = "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}";
+    Frame ack = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, CISN + 1, cookie + 1, net::TCP_ACK,
+                           1000, req1);
+    CookieOptions got;
+    ASSERT_TRUE(sc.check(ck.remote_ip_be, ck.local_ip_be, ck.remote_port_be, ck.local_port_be,
+                         ack.th.seq - 1, ack.th.ack - 1, &got));
+    ClientConn* cc = clients.alloc();
+    uint32_t ci = clients.index(cc);
+    ASSERT_EQ(flows.insert(ck, handle_client(ci)), 0);
+    open_from_cookie(cc->cb, ck, ack.th, got, cfg);
+    cc->opts = got;
+    std::string request;
+    auto deliver = [&](void* h, uint32_t off, uint32_t len) {
+        request += static_cast<Frame*>(h)->payload().substr(off - static_cast<Frame*>(h)->th.payload_off, len);
+    };
+    auto nodrop = [](void*) {};
+    InputResult r = input(cc->cb, ack.th, &ack, ack.th.payload_off, 0, 0, c, true, deliver, nodrop);
+    EXPECT_EQ(r.delivered, req1.size());
+    EXPECT_TRUE(r.ack_now);
+    EXPECT_EQ(request, req1);
+    net::TcpSegmentSpec as;
+    fill_spec(cc->cb, net::TCP_ACK, uint32_t(request.size()), as);
+    EXPECT_EQ(as.ack, CISN + 1 + uint32_t(req1.size()));
+    EXPECT_EQ(as.seq, cookie + 1);
+
+    // 3. Route to backend 0: no idle connection, open one.
+    EXPECT_EQ(pool.acquire(0), nullptr);
+    BackendConn* b = pool.open(0, 0);
+    ASSERT_NE(b, nullptr);
+    net::TcpSegmentSpec bs;
+    fill_syn(b->cb, cfg, ob, bs);
+    Frame bsyn = spec_frame(bs);
+    EXPECT_EQ(bsyn.ip.dst_be, BACKEND_IP);
+    const uint32_t BISN = 0x7ffffff0u;
+    std::vector<uint8_t> saopt(40);
+    net::TcpOptions sao;
+    sao.has_mss = true;
+    sao.mss = 1460;
+    sao.has_wscale = true;
+    sao.wscale = 7;
+    saopt.resize(size_t(net::write_tcp_options(sao, saopt.data(), 40)));
+    Frame bsa = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, bsyn.th.src_port_be, BISN, bsyn.th.seq + 1,
+                           net::TCP_SYN | net::TCP_ACK, 65160, "", saopt);
+    FlowKey bk{bsa.ip.src_be, bsa.ip.dst_be, bsa.th.src_port_be, bsa.th.dst_port_be};
+    ASSERT_EQ(flows.lookup(bk), pool.handle(b));
+    net::TcpOptions bpo;
+    ASSERT_EQ(net::parse_tcp_options(bsa.bytes.data() + bsa.th.opt_off, bsa.th.opt_len, bpo), net::OptError::OK);
+    ASSERT_EQ(input_syn_sent(b->cb, bsa.th, bpo, cfg, c), 1);
+    pool.connected(b);
+
+    // 4. Bind and send the request with our sender.
+    auto bind_and_send = [&](BackendConn* be, const std::string& req) {
+        cc->bind.bind(cc->cb.key, be->cb.key, cc->cb.tx.nxt(), be->cb.rx.rcv_nxt(), cc->cb.rcv_wscale,
+                      be->cb.snd_wscale, cc->opts.mss);
+        be->client = handle_client(ci);
+        uint32_t base = be->cb.tx.end();
+        be->cb.tx.push(uint32_t(req.size()));
+        std::string sent;
+        SendState::Segment seg;
+        while (be->cb.tx.next(&seg)) {
+            net::TcpSegmentSpec ds;
+            fill_spec(be->cb, uint8_t(net::TCP_ACK | net::TCP_PSH), 0, ds);
+            ds.seq = seg.seq;
+            ds.payload = reinterpret_cast<const uint8_t*>(req.data()) + (seg.seq - base);
+            ds.payload_len = uint16_t(seg.len);
+            Frame df = spec_frame(ds);
+            EXPECT_TRUE(df.checksums_ok());
+            EXPECT_EQ(df.ip.dst_be, be->cb.key.remote_ip_be);
+            sent += df.payload();
+            be->cb.tx.on_sent(seg, 0);
+        }
+        EXPECT_EQ(sent, req);
+        return base;
+    };
+    bind_and_send(b, request);
+    const uint32_t C_RESP0 = cookie + 1;
+    EXPECT_EQ(cc->bind.map_seq(BISN + 1), C_RESP0);
+
+    // 5. The response: ACKs our request, status line in the first segment; the header is inserted.
+    const std::string status = "HTTP/1.1 200 OK\r\n";
+    const std::string resp1 = status + "content-length: 11\r\n\r\nhello world";
+    const std::string ins = "x-tokenlb-backend: gpu-a\r\n";
+    ASSERT_TRUE(cc->bind.set_insert(BISN + 1 + uint32_t(status.size()),
+                                    reinterpret_cast<const uint8_t*>(ins.data()), uint32_t(ins.size())));
+    std::string client_view;
+    auto backend_segment = [&](BackendConn* be, const Frame& in, uint32_t& client_seq_out) {
+        Frame f = in;
+        InputResult br = input(be->cb, f.th, nullptr, 0, 0, 1000, c, false,
+                               [](void*, uint32_t, uint32_t) {}, [](void*) {});
+        EXPECT_TRUE(br.data);
+        uint32_t ack_c = cc->cb.rx.rcv_nxt();
+        uint16_t win_c = cc->cb.advertise(0);
+        if (cc->bind.needs_rebuild(f.th.seq, f.th.payload_len)) {
+            rte_mbuf* out[4];
+            int n = splice_b2c_rebuild(f.bytes.data(), f.ip, f.th, cc->bind, ack_c, win_c, g_pool, out, 4);
+            EXPECT_GT(n, 0);
+            for (int i = 0; i < n; i++) {
+                Frame o = frame_from_mbuf(out[i]);
+                EXPECT_TRUE(o.checksums_ok());
+                if (i == 0) client_seq_out = o.th.seq;
+                client_view += o.payload();
+                rte_pktmbuf_free(out[i]);
+            }
+        } else {
+            EXPECT_TRUE(splice_b2c_in_place(f.bytes.data(), f.ip, f.th, cc->bind, ack_c, win_c));
+            EXPECT_TRUE(f.parse());
+            EXPECT_TRUE(f.checksums_ok());
+            EXPECT_EQ(f.ip.src_be, VIP);
+            EXPECT_EQ(f.ip.dst_be, CLIENT_IP);
+            EXPECT_EQ(f.th.ack, ack_c);
+            client_seq_out = f.th.seq;
+            client_view += f.payload();
+        }
+        return br;
+    };
+    uint32_t cseq = 0;
+    Frame r1a = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, bk.local_port_be, BISN + 1,
+                           b->cb.tx.nxt(), net::TCP_ACK, 500, resp1.substr(0, 30));
+    InputResult br = backend_segment(b, r1a, cseq);
+    EXPECT_EQ(br.acked, request.size());
+    EXPECT_EQ(cseq, C_RESP0);
+    Frame r1b = make_frame(BACKEND_IP, LOCAL_IP, BACKEND_PORT, bk.local_port_be, BISN + 31,
+                           b->cb.tx.nxt(), net::TCP_ACK | net::TCP_PSH, 500, resp1.substr(30));
+    backend_segment(b, r1b, cseq);
+    EXPECT_EQ(cseq, C_RESP0 + 30 + uint32_t(ins.size()));
+    EXPECT_EQ(client_view, status + ins + resp1.substr(status.size()));
+    // Framing found the end.
+    cc->bind.end_known = true;
+    cc->bind.resp_end_b = BISN + 1 + uint32_t(resp1.size());
+
+    // 6. The client ACKs everything (while splicing, the client-leg sender is resynced first).
+    const uint32_t client_all = C_RESP0 + uint32_t(resp1.size() + ins.size());
+    EXPECT_EQ(cc->bind.sent_max_c, client_all);
+    if (cc->cb.tx.all_acked()) cc->cb.tx.resync(cc->bind.sent_max_c);
+    Frame cack = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, cc->cb.rx.rcv_nxt(), client_all,
+                            net::TCP_ACK, 900, "");
+    r = input(cc->cb, cack.th, &cack, cack.th.payload_off, 0, 2000, c, true, deliver, nodrop);
+    EXPECT_FALSE(r.drop);
+    ASSERT_TRUE(splice_c2b_ack_in_place(cack.bytes.data(), cack.ip, cack.th, cc->bind, b->cb.tx.nxt()));
+    ASSERT_TRUE(cack.parse());
+    EXPECT_TRUE(cack.checksums_ok());
+    EXPECT_EQ(cack.th.ack, BISN + 1 + uint32_t(resp1.size()));  // the insertion is invisible to the backend
+    EXPECT_EQ(cack.th.window, rescale_window(900, 6, 7));
+    EXPECT_EQ(cack.ip.dst_be, BACKEND_IP);
+    b->cb.rx.set_rcv_nxt(cc->bind.client_max_b);
+    ASSERT_TRUE(cc->bind.done());
+
+    // 7. Unbind: the backend connection returns to the pool, the client stream continues.
+    cc->cb.tx.resync(cc->bind.client_end());
+    EXPECT_EQ(cc->cb.tx.nxt(), client_all);
+    pool.release(b, 3000);
+    EXPECT_EQ(pool.idle(0), 1u);
+
+    // 8. The next request on the same connection goes to backend 1 (a new connection).
+    const std::string req2 = "GET /v1/x HTTP/1.1\r\n\r\n";
+    Frame rq2 = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, cc->cb.rx.rcv_nxt(), client_all,
+                           net::TCP_ACK | net::TCP_PSH, 900, req2);
+    request.clear();
+    r = input(cc->cb, rq2.th, &rq2, rq2.th.payload_off, 0, 4000, c, true, deliver, nodrop);
+    EXPECT_EQ(request, req2);
+    BackendConn* b2 = pool.open(1, 4000);
+    ASSERT_NE(b2, nullptr);
+    EXPECT_NE(b2->cb.key.local_port_be, b->cb.key.local_port_be);
+    const uint32_t B2ISN = 0xfffffffau;  // backend 2's response stream wraps
+    Frame b2sa = make_frame(BACKEND2_IP, LOCAL_IP, BACKEND_PORT, b2->cb.key.local_port_be, B2ISN,
+                            b2->cb.iss + 1, net::TCP_SYN | net::TCP_ACK, 65160, "", saopt);
+    ASSERT_EQ(input_syn_sent(b2->cb, b2sa.th, bpo, cfg, c), 1);
+    pool.connected(b2);
+    bind_and_send(b2, request);
+    const std::string resp2 = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+    client_view.clear();
+    Frame r2 = make_frame(BACKEND2_IP, LOCAL_IP, BACKEND_PORT, b2->cb.key.local_port_be, B2ISN + 1,
+                          b2->cb.tx.nxt(), net::TCP_ACK | net::TCP_PSH, 500, resp2);
+    backend_segment(b2, r2, cseq);
+    EXPECT_EQ(cseq, client_all);  // seq continues where response 1 ended
+    EXPECT_EQ(client_view, resp2);
+    cc->bind.end_known = true;
+    cc->bind.resp_end_b = B2ISN + 1 + uint32_t(resp2.size());
+    if (cc->cb.tx.all_acked()) cc->cb.tx.resync(cc->bind.sent_max_c);
+    Frame cack2 = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, cc->cb.rx.rcv_nxt(),
+                             client_all + uint32_t(resp2.size()), net::TCP_ACK, 900, "");
+    r = input(cc->cb, cack2.th, &cack2, cack2.th.payload_off, 0, 5000, c, true, deliver, nodrop);
+    ASSERT_TRUE(splice_c2b_ack_in_place(cack2.bytes.data(), cack2.ip, cack2.th, cc->bind, b2->cb.tx.nxt()));
+    ASSERT_TRUE(cack2.parse());
+    EXPECT_TRUE(cack2.checksums_ok());
+    EXPECT_EQ(cack2.ip.dst_be, BACKEND2_IP);
+    EXPECT_EQ(cack2.th.ack, B2ISN + 1 + uint32_t(resp2.size()));
+    ASSERT_TRUE(cc->bind.done());
+    cc->cb.tx.resync(cc->bind.client_end());
+    pool.release(b2, 5000);
+
+    // 9. An appliance-made response on the client leg, then the client closes.
+    const std::string local = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+    uint32_t lbase = cc->cb.tx.end();
+    cc->cb.tx.push(uint32_t(local.size()));
+    SendState::Segment seg;
+    ASSERT_TRUE(cc->cb.tx.next(&seg));
+    EXPECT_EQ(seg.seq, client_all + uint32_t(resp2.size()));
+    EXPECT_EQ(seg.seq, lbase);
+    EXPECT_EQ(seg.len, local.size());
+    cc->cb.tx.on_sent(seg, 6000);
+    Frame cfin = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, cc->cb.rx.rcv_nxt(),
+                            seg.seq + seg.len, net::TCP_ACK | net::TCP_FIN, 900, "");
+    r = input(cc->cb, cfin.th, &cfin, cfin.th.payload_off, 0, 7000, c, true, deliver, nodrop);
+    EXPECT_EQ(r.acked, local.size());
+    EXPECT_TRUE(r.fin);
+    EXPECT_EQ(cc->cb.state, TcpState::CLOSE_WAIT);
+    close(cc->cb);
+    ASSERT_TRUE(cc->cb.tx.next(&seg));
+    EXPECT_TRUE(seg.fin);
+    Frame lastack = make_frame(CLIENT_IP, VIP, CLIENT_PORT, VIP_PORT, cc->cb.rx.rcv_nxt(), seg.seq + 1,
+                               net::TCP_ACK, 900, "");
+    r = input(cc->cb, lastack.th, &lastack, lastack.th.payload_off, 0, 8000, c, true, deliver, nodrop);
+    EXPECT_TRUE(r.closed);
+    flows.erase(cc->cb.key);
+    clients.free(cc);
+    // Idle backend connections stay pooled until their idle timer.
+    EXPECT_EQ(pool.idle(0) + pool.idle(1), 2u);
+    pool.close(pool.acquire(0));
+    pool.close(pool.acquire(1));
+    EXPECT_EQ(flows.size(), 0u);
+    EXPECT_EQ(pool.in_use(), 0u);
+    EXPECT_EQ(clients.in_use(), 0u);
+    EXPECT_EQ(wheel.armed_count(), 0u);
+}

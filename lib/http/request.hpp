@@ -141,6 +141,7 @@ public:
     const uint8_t* body_data(const uint8_t* buf) const noexcept {
         return _body_in_out ? _body_out : buf + _body_off;
     }
+    uint8_t* body_data(uint8_t* buf) const noexcept { return _body_in_out ? _body_out : buf + _body_off; }
     uint64_t body_length() const noexcept { return _body_len; }
 
     static constexpr std::string_view CONTINUE_RESPONSE = "HTTP/1.1 100 Continue\r\n\r\n";

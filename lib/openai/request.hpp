@@ -15,8 +15,9 @@
 //    the largest accepted body cannot overflow.
 //  * Padding contract: simdjson reads up to SIMDJSON_PADDING (64) bytes past the end of the
 //    input. Callers that own a buffer with that much room after the body (the data plane's
-//    request buffer has it) pass its capacity and the body is parsed in place; otherwise the
-//    body is copied once into a padded buffer sized at init().
+//    request buffer has it) pass its capacity and the body is parsed in place (those 64 bytes
+//    are borrowed and restored); otherwise the body is copied once into a padded buffer sized
+//    at init().
 //  * No allocation, no exceptions on the per-request path: init() sizes the parser and buffers
 //    on the control plane; extract() never asks simdjson for a larger capacity (bodies above
 //    the init size are refused with 413 before simdjson sees them); the library is compiled
@@ -110,10 +111,13 @@ public:
     bool init(size_t max_body_bytes) noexcept;
     size_t max_body_bytes() const noexcept { return _max_body; }
 
-    // body/len: the request body. capacity: bytes readable from body (>= len); when it is at
-    // least len + PADDING the body is parsed in place. scratch must hold scratch_cap bytes;
-    // scratch_cap >= len always suffices. On success out.text points into scratch.
-    Error extract(Endpoint ep, const uint8_t* body, size_t len, size_t capacity, uint8_t* scratch,
+    // body/len: the request body. capacity: bytes of the caller's buffer from body (>= len);
+    // when it is at least len + PADDING the body is parsed in place, and the PADDING bytes after
+    // it are set to spaces during the call and restored before it returns (simdjson's handling
+    // of malformed input can depend on them; see docs/openai.md). Otherwise the body is copied
+    // into the padded buffer sized at init(). scratch must hold scratch_cap bytes; scratch_cap
+    // >= len always suffices. On success out.text points into scratch.
+    Error extract(Endpoint ep, uint8_t* body, size_t len, size_t capacity, uint8_t* scratch,
                   size_t scratch_cap, Request& out) noexcept;
 
     // After an error: one sentence for the client naming the field, e.g.

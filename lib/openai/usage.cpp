@@ -65,11 +65,12 @@ static bool read_usage_object(od::object o, Usage& u) noexcept {
 bool UsageParser::parse(const uint8_t* json, size_t len, size_t capacity, Usage& out, bool is_object_itself) noexcept {
     out = Usage{};
     if (!_impl || len == 0 || len > _max) return false;
-    const uint8_t* base = json;
-    if (capacity < len + PADDING) {
-        std::memcpy(_impl->pad.get(), json, len);
-        base = _impl->pad.get();
-    }
+    // Always parse a copy with space padding: simdjson's handling of malformed input can depend
+    // on the padding bytes, and usage documents are small.
+    (void)capacity;
+    std::memcpy(_impl->pad.get(), json, len);
+    std::memset(_impl->pad.get() + len, ' ', PADDING);
+    const uint8_t* base = _impl->pad.get();
     od::document doc;
     if (_impl->parser.iterate(base, len, len + PADDING).get(doc)) return false;
     od::object top;

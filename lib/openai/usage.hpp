@@ -39,7 +39,8 @@ public:
     bool init(size_t max_doc_bytes) noexcept;  // control plane
 
     // json: a whole response document (top-level "usage" is read) or a bare usage object
-    // (as captured by UsageScanner, is_object_itself = true). capacity as in Extractor::extract.
+    // (as captured by UsageScanner, is_object_itself = true). The document is always copied into
+    // a padded buffer (usage documents are small); capacity is accepted for symmetry.
     // Returns false when the JSON is invalid or has no usable usage; "usage": null is absent.
     bool parse(const uint8_t* json, size_t len, size_t capacity, Usage& out, bool is_object_itself = false) noexcept;
 

@@ -386,7 +386,7 @@ TEST(OpenAiExtract, SizeLimitsAndScratch) {
     std::vector<uint8_t> scratch(1000);
     Request req;
     std::string big = chat(R"([{"role":"user","content":")" + std::string(200, 'a') + "\"}]");
-    EXPECT_EQ(ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>(big.data()), big.size(),
+    EXPECT_EQ(ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<uint8_t*>(big.data()), big.size(),
                          big.size(), scratch.data(), scratch.size(), req),
               Error::BODY_TOO_LARGE);
     EXPECT_EQ(error_status(Error::BODY_TOO_LARGE), 413);
@@ -394,14 +394,31 @@ TEST(OpenAiExtract, SizeLimitsAndScratch) {
     std::string ok = chat(R"([{"role":"user","content":")" + std::string(40, 'a') + "\"}]");
     std::vector<uint8_t> small(30, 0xee);
     std::vector<uint8_t> guard(64, 0xee);
-    EXPECT_EQ(ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>(ok.data()), ok.size(),
+    EXPECT_EQ(ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<uint8_t*>(ok.data()), ok.size(),
                          ok.size(), small.data(), 20, req),
               Error::SCRATCH_FULL);
     for (size_t i = 20; i < small.size(); ++i) EXPECT_EQ(small[i], 0xee);
     Extractor uninit;
-    EXPECT_EQ(uninit.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>(ok.data()), ok.size(),
+    EXPECT_EQ(uninit.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<uint8_t*>(ok.data()), ok.size(),
                              ok.size(), scratch.data(), scratch.size(), req),
               Error::NOT_INITIALISED);
+}
+
+TEST(OpenAiExtract, PaddingIsBorrowedAndRestoredAndDoesNotChangeTheVerdict) {
+    // Found by fuzzing: with On-Demand, bytes after a malformed body could flip accept/refuse.
+    // The extractor now parses with space padding whatever follows the body in the caller's buffer.
+    std::string body = R"({"model": "m", "messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": ","t1y "pe": "function"}]}], "tools": [{"type":"properties": function": {"name": "f", "d}}]})";
+    Fixture f;
+    std::vector<Error> verdicts;
+    for (uint8_t fill : {uint8_t(' '), uint8_t('}'), uint8_t(']'), uint8_t('"'), uint8_t('0'), uint8_t(0), uint8_t('e')}) {
+        std::vector<uint8_t> buf(body.size() + PADDING, fill);
+        std::memcpy(buf.data(), body.data(), body.size());
+        for (auto ep : {Endpoint::CHAT_COMPLETIONS, Endpoint::COMPLETIONS}) {
+            verdicts.push_back(f.ex.extract(ep, buf.data(), body.size(), buf.size(), f.scratch.data(), f.scratch.size(), f.req));
+            for (size_t i = body.size(); i < buf.size(); ++i) ASSERT_EQ(buf[i], fill) << "padding not restored";
+        }
+    }
+    for (size_t i = 2; i < verdicts.size(); ++i) EXPECT_EQ(verdicts[i], verdicts[i % 2]) << i;
 }
 
 // ---- model rewrite --------------------------------------------------------------------------
@@ -567,6 +584,7 @@ TEST(PerRequestPath, NoHeapAllocation) {
                        chunk("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n") +
                        chunk("data: [DONE]\n\n") + "0\r\n\r\n";
     std::vector<uint8_t> buf(req.size() + PADDING);
+    uint8_t bad_body[] = "{\"model\":1}";
     uint64_t before = g_allocs.load();
     for (int round = 0; round < 3; ++round) {
         std::memcpy(buf.data(), req.data(), req.size());
@@ -587,7 +605,7 @@ TEST(PerRequestPath, NoHeapAllocation) {
         sink.finish();
         ASSERT_EQ(sink.usage().completion_tokens, 2);
         // Error paths allocate nothing either.
-        ASSERT_NE(f.ex.extract(Endpoint::CHAT_COMPLETIONS, reinterpret_cast<const uint8_t*>("{\"model\":1}"), 11, 11,
+        ASSERT_NE(f.ex.extract(Endpoint::CHAT_COMPLETIONS, bad_body, 11, 11,
                                f.scratch.data(), f.scratch.size(), f.req),
                   Error::NONE);
     }

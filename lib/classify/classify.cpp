@@ -1,0 +1,312 @@
+// Rule-set compilation (control plane) and per-worker scanning (data plane).
+#include "classify/classify.hpp"
+
+#include <hs/hs.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "classify/rules.hpp"
+
+namespace tlb::classify {
+
+// ---- confirm checks ------------------------------------------------------------------------
+
+bool luhn_valid(const char* p, size_t n) noexcept {
+    uint8_t digits[32];
+    size_t nd = 0;
+    size_t i = 0;
+    // A rule may include one context character before the number (no lookbehind in Hyperscan).
+    if (n > 0 && !(p[0] >= '0' && p[0] <= '9')) i = 1;
+    for (; i < n; ++i) {
+        const char c = p[i];
+        if (c >= '0' && c <= '9') {
+            if (nd == sizeof(digits)) return false;
+            digits[nd++] = static_cast<uint8_t>(c - '0');
+        } else if (c != ' ' && c != '-') {
+            return false;
+        }
+    }
+    if (nd < 13 || nd > 19) return false;
+    uint32_t sum = 0, nonzero = 0;
+    for (size_t k = 0; k < nd; ++k) {  // from the right: every second digit doubled
+        uint32_t d = digits[nd - 1 - k];
+        nonzero |= d;
+        if (k & 1) {
+            d *= 2;
+            if (d > 9) d -= 9;
+        }
+        sum += d;
+    }
+    return nonzero != 0 && sum % 10 == 0;  // all zeros pass the checksum but are no card
+}
+
+bool iban_valid(const char* p, size_t n) noexcept {
+    char s[40];
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const char c = p[i];
+        if (c == ' ') continue;
+        if (m == sizeof(s)) return false;
+        s[m++] = c;
+    }
+    if (m < 15 || m > 34) return false;
+    if (!(s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' && s[2] >= '0' && s[2] <= '9' &&
+          s[3] >= '0' && s[3] <= '9'))
+        return false;
+    // Move the first four characters to the end, letters -> 10..35, the number mod 97 must be 1.
+    uint32_t rem = 0;
+    for (size_t k = 0; k < m; ++k) {
+        const char c = s[(k + 4) % m];
+        if (c >= '0' && c <= '9') {
+            rem = (rem * 10 + static_cast<uint32_t>(c - '0')) % 97;
+        } else if (c >= 'A' && c <= 'Z') {
+            const uint32_t v = static_cast<uint32_t>(c - 'A') + 10;
+            rem = (rem * 100 + v) % 97;
+        } else {
+            return false;
+        }
+    }
+    return rem == 1;
+}
+
+// ---- loading -------------------------------------------------------------------------------
+
+namespace {
+
+bool read_file(const std::string& path, std::string& out) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return false;
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    if (f.bad()) return false;
+    out = ss.str();
+    return true;
+}
+
+void set(std::string* error, const std::string& msg) {
+    if (error) *error = msg;
+}
+
+}  // namespace
+
+std::unique_ptr<Classifier> Classifier::load_dir(const std::string& dir, std::string* error) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> paths;
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) {
+        set(error, dir + ": cannot read rules directory: " + ec.message());
+        return nullptr;
+    }
+    for (const auto& e : it)
+        if (e.path().extension() == ".rules" && !e.is_directory()) paths.push_back(e.path().string());
+    if (paths.empty()) {
+        set(error, dir + ": no *.rules files");
+        return nullptr;
+    }
+    std::sort(paths.begin(), paths.end());
+    return load_files(paths, error);
+}
+
+std::unique_ptr<Classifier> Classifier::load_files(const std::vector<std::string>& paths, std::string* error) {
+    std::vector<Source> sources;
+    for (const auto& p : paths) {
+        Source s;
+        s.name = p;
+        if (!read_file(p, s.text)) {
+            set(error, p + ": cannot read rules file");
+            return nullptr;
+        }
+        sources.push_back(std::move(s));
+    }
+    return load_sources(sources, error);
+}
+
+std::unique_ptr<Classifier> Classifier::load_sources(const std::vector<Source>& sources, std::string* error) {
+    std::unique_ptr<Classifier> c(new Classifier());
+    for (const auto& s : sources)
+        if (!parse_rules(s.name, s.text, c->_rules, c->_tags, error)) return nullptr;
+    if (!c->compile(error)) return nullptr;
+    return c;
+}
+
+bool Classifier::compile(std::string* error) {
+    _hot.resize(_rules.size());
+    std::vector<const char*> exprs;
+    std::vector<unsigned> flags, ids;
+    std::vector<size_t> expr_rule;
+    for (size_t i = 0; i < _rules.size(); ++i) {
+        const Rule& r = _rules[i];
+        _hot[i].mask = TagSet{1} << r.bit;
+        _hot[i].min_count = r.min_count;
+        _hot[i].confirm = r.confirm;
+        if (r.script != Script::NONE) {
+            _script_rules.push_back(static_cast<uint32_t>(i));
+            continue;
+        }
+        unsigned f = r.hs_flags;
+        if (r.confirm != Confirm::NONE) f |= HS_FLAG_SOM_LEFTMOST;  // the check needs the start
+        else if (r.min_count == 1) f |= HS_FLAG_SINGLEMATCH;      // first match decides
+        exprs.push_back(r.pattern.c_str());
+        flags.push_back(f);
+        ids.push_back(static_cast<unsigned>(i));
+        expr_rule.push_back(i);
+    }
+    if (exprs.empty()) return true;
+
+    // Check each expression alone first: Hyperscan's multi-compile reports the failing index, but
+    // per-expression compiles give the precise message for that pattern (and cost only start-up).
+    for (size_t k = 0; k < exprs.size(); ++k) {
+        hs_expr_info_t* info = nullptr;
+        hs_compile_error_t* cerr = nullptr;
+        if (hs_expression_info(exprs[k], flags[k], &info, &cerr) != HS_SUCCESS) {
+            const Rule& r = _rules[expr_rule[k]];
+            set(error, r.file + ":" + std::to_string(r.line) + ": bad pattern /" + r.pattern + "/: " +
+                           (cerr && cerr->message ? cerr->message : "unknown error"));
+            hs_free_compile_error(cerr);
+            return false;
+        }
+        const bool empty_ok = info->min_width == 0;
+        std::free(info);
+        if (empty_ok) {
+            const Rule& r = _rules[expr_rule[k]];
+            set(error, r.file + ":" + std::to_string(r.line) + ": pattern /" + r.pattern +
+                           "/ can match empty text");
+            return false;
+        }
+    }
+
+    hs_compile_error_t* cerr = nullptr;
+    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+                         HS_MODE_BLOCK, nullptr, &_db, &cerr) != HS_SUCCESS) {
+        std::string where = "rules";
+        if (cerr && cerr->expression >= 0 && static_cast<size_t>(cerr->expression) < expr_rule.size()) {
+            const Rule& r = _rules[expr_rule[static_cast<size_t>(cerr->expression)]];
+            where = r.file + ":" + std::to_string(r.line) + ": pattern /" + r.pattern + "/";
+        }
+        set(error, where + ": " + (cerr && cerr->message ? cerr->message : "compile failed"));
+        hs_free_compile_error(cerr);
+        _db = nullptr;
+        return false;
+    }
+    if (hs_alloc_scratch(_db, &_proto) != HS_SUCCESS) {
+        set(error, "rules: cannot allocate Hyperscan scratch");
+        return false;
+    }
+    return true;
+}
+
+Classifier::~Classifier() {
+    if (_proto) hs_free_scratch(_proto);
+    if (_db) hs_free_database(_db);
+}
+
+int Classifier::tag_bit(std::string_view name) const noexcept {
+    for (size_t i = 0; i < _tags.size(); ++i)
+        if (_tags[i] == name) return static_cast<int>(i);
+    return -1;
+}
+
+TagSet Classifier::tag_mask(std::string_view name) const noexcept {
+    const int b = tag_bit(name);
+    return b < 0 ? 0 : TagSet{1} << b;
+}
+
+std::string Classifier::format(TagSet tags) const {
+    std::string out;
+    for (size_t i = 0; i < _tags.size(); ++i) {
+        if (!(tags >> i & 1)) continue;
+        if (!out.empty()) out += ',';
+        out += _tags[i];
+    }
+    return out;
+}
+
+size_t Classifier::database_bytes() const noexcept {
+    size_t n = 0;
+    if (_db && hs_database_size(_db, &n) != HS_SUCCESS) n = 0;
+    return n;
+}
+
+// ---- scanning ------------------------------------------------------------------------------
+
+Scanner::Scanner(const Classifier& c) : _c(&c), _counts(c._rules.size(), 0) {
+    (void)script_kernel_name();  // pick the kernel now, not on the first request
+    if (c._proto && hs_clone_scratch(c._proto, &_scratch) != HS_SUCCESS) {
+        _scratch = nullptr;
+        return;
+    }
+    _ok = true;
+}
+
+Scanner::~Scanner() {
+    if (_scratch) hs_free_scratch(_scratch);
+}
+
+int Scanner::on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned,
+                      void* ctx) noexcept {
+    auto* s = static_cast<Scanner*>(ctx);
+    const Classifier::Hot& h = s->_c->_hot[id];
+    if (h.confirm != Confirm::NONE) {
+        const char* p = s->_cur + from;
+        const size_t n = static_cast<size_t>(to - from);
+        const bool ok = h.confirm == Confirm::LUHN ? luhn_valid(p, n) : iban_valid(p, n);
+        if (!ok) {
+            ++s->_confirm_rejects;
+            return 0;
+        }
+    }
+    uint32_t& cnt = s->_counts[id];
+    if (cnt != UINT32_MAX) ++cnt;
+    if (cnt >= h.min_count) s->_tags |= h.mask;
+    return 0;  // keep scanning: other rules may still match
+}
+
+TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
+    _tags = 0;
+    _scripts = ScriptCounts{};
+    if (!_ok) {
+        ++_errors;
+        return 0;
+    }
+    std::fill(_counts.begin(), _counts.end(), 0u);
+    const bool scripts = !_c->_script_rules.empty();
+    for (size_t i = 0; i < n; ++i) {
+        const char* p = spans[i].data();
+        size_t len = spans[i].size();
+        if (len == 0) continue;
+        if (scripts) count_scripts(reinterpret_cast<const uint8_t*>(p), len, _scripts);
+        if (!_c->_db) continue;
+        // hs_scan takes an unsigned int length; texts are bounded by the body limit (MBs), but a
+        // longer span is scanned in pieces rather than truncated silently.
+        while (len > 0) {
+            const unsigned chunk = len > (1u << 30) ? (1u << 30) : static_cast<unsigned>(len);
+            _cur = p;
+            if (hs_scan(_c->_db, p, chunk, 0, _scratch, &Scanner::on_match, this) != HS_SUCCESS) ++_errors;
+            p += chunk;
+            len -= chunk;
+        }
+    }
+    _cur = nullptr;
+    for (uint32_t ri : _c->_script_rules) {
+        const Rule& r = _c->_rules[ri];
+        const uint64_t cnt = _scripts.of(r.script);
+        _counts[ri] = cnt > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(cnt);
+        if (cnt >= r.min_count && static_cast<double>(cnt) >= r.min_fraction * static_cast<double>(_scripts.letters))
+            _tags |= _c->_hot[ri].mask;
+    }
+    return _tags;
+}
+
+uint32_t Scanner::tag_matches(uint32_t bit) const noexcept {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < _counts.size(); ++i)
+        if (_c->_rules[i].bit == bit) sum += _counts[i];
+    return sum > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(sum);
+}
+
+}  // namespace tlb::classify

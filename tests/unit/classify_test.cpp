@@ -1,0 +1,332 @@
+// lib/classify: default rules on positive and negative examples, rule-file errors, multi-span
+// input, confirm checks, and the AVX2 script kernel against the scalar reference.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "classify/classify.hpp"
+
+using namespace tlb::classify;
+
+namespace {
+
+const std::string RULES_DIR = std::string(TLB_SOURCE_DIR) + "/conf/rules";
+
+class DefaultRules : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        std::string err;
+        cls = Classifier::load_dir(RULES_DIR, &err).release();
+        ASSERT_NE(cls, nullptr) << err;
+    }
+    static void TearDownTestSuite() {
+        delete cls;
+        cls = nullptr;
+    }
+    void SetUp() override {
+        ASSERT_NE(cls, nullptr);
+        scanner = std::make_unique<Scanner>(*cls);
+        ASSERT_TRUE(scanner->ok());
+    }
+    // True when `text` gets tag `tag`.
+    bool has(const std::string& text, const char* tag) {
+        const TagSet t = scanner->scan(text);
+        const TagSet m = cls->tag_mask(tag);
+        EXPECT_NE(m, 0u) << "unknown tag " << tag;
+        return (t & m) != 0;
+    }
+    std::string tags(const std::string& text) { return cls->format(scanner->scan(text)); }
+
+    static Classifier* cls;
+    std::unique_ptr<Scanner> scanner;
+};
+Classifier* DefaultRules::cls = nullptr;
+
+}  // namespace
+
+TEST_F(DefaultRules, RegistryHasDefaultTags) {
+    for (const char* t : {"code", "math", "pii", "secrets", "cjk", "cyrillic"}) EXPECT_GE(cls->tag_bit(t), 0) << t;
+    EXPECT_EQ(cls->tag_bit("nope"), -1);
+    EXPECT_EQ(cls->tag_mask("nope"), 0u);
+    EXPECT_LE(cls->tag_count(), MAX_TAGS);
+    EXPECT_GT(cls->rule_count(), 40u);
+}
+
+TEST_F(DefaultRules, PlainProseHasNoTags) {
+    EXPECT_EQ(tags("If you want, we can go for a walk; if it rains, we stay home. For example, return the "
+                   "book while you are there, and select the items from the list."),
+              "");
+    EXPECT_EQ(tags("The meeting is at 10:30 on 2023-10-05; version 1.2.3 costs $5 and $10."), "");
+    EXPECT_EQ(tags(""), "");
+}
+
+TEST_F(DefaultRules, CodePositives) {
+    EXPECT_TRUE(has("Here is my code:\n```python\nprint('hi')\n```\n", "code"));
+    EXPECT_TRUE(has("#include <stdio.h>\nint main(void) {\n    printf(\"hi\\n\");\n    return 0;\n}\n", "code"));
+    EXPECT_TRUE(has("def add(a, b):\n    return a + b\n", "code"));
+    EXPECT_TRUE(has("class Foo(Base):\n    pass\n", "code"));
+    EXPECT_TRUE(has("const fs = require('fs');\nconst y = fs.readFileSync('a');\n", "code"));
+    EXPECT_TRUE(has("package main\n\nfunc main() {\n\tx := 1\n}\n", "code"));
+    EXPECT_TRUE(has("fn main() {\n    let mut v = vec![1, 2, 3];\n}\n", "code"));
+    EXPECT_TRUE(has("SELECT name, age FROM users WHERE age > 30;", "code"));
+    EXPECT_TRUE(has("$ sudo apt-get install nginx\n$ git clone https://example.com/repo\n", "code"));
+    EXPECT_TRUE(has("#!/bin/sh\necho hello\n", "code"));
+    EXPECT_TRUE(has("for (int i = 0; i < n; ++i) {\n  sum += a[i];\n}\n", "code"));
+}
+
+TEST_F(DefaultRules, ProseMentioningCodeWordsIsNotCode) {
+    EXPECT_FALSE(has("What if I import more coffee? For the class, we define our function in life as "
+                     "returning home; if it rains, while we wait, select a table from the list.",
+                     "code"));
+    EXPECT_FALSE(has("Please select the items from the list and update the set of values.", "code"));
+    EXPECT_FALSE(has("Visit https://example.com and http://example.org/a/b for details.", "code"));
+    EXPECT_FALSE(has("He said: let me think; then, var and const are words too.", "code"));
+}
+
+TEST_F(DefaultRules, Math) {
+    EXPECT_TRUE(has("The integral \\int_0^1 x^2 dx = \\frac{1}{3}", "math"));
+    EXPECT_TRUE(has("$$E = mc^2$$", "math"));
+    EXPECT_TRUE(has("Solve for x: 2x + 3 = 7", "math"));
+    EXPECT_TRUE(has("∀x ∈ ℝ, x² ≥ 0 and ∑ aᵢ ≤ ∞", "math"));
+    EXPECT_TRUE(has("What is 12 * 7 = 84 really?", "math"));
+    EXPECT_TRUE(has("\\begin{equation} a = b \\end{equation}", "math"));
+    EXPECT_FALSE(has("It costs $5 and $10 at the shop, 3 times a week.", "math"));
+    EXPECT_FALSE(has("The price is 5 × cheaper now.", "math"));  // one symbol is not enough
+}
+
+TEST_F(DefaultRules, EmailsAndNearMisses) {
+    EXPECT_TRUE(has("Contact me at john.doe@example.com please", "pii"));
+    EXPECT_TRUE(has("mail: a_b+tag@mail.example.co.uk", "pii"));
+    EXPECT_FALSE(has("user@localhost is local", "pii"));
+    EXPECT_FALSE(has("follow @handle on the site", "pii"));
+    EXPECT_FALSE(has("foo@bar and a@b. are not addresses", "pii"));
+}
+
+TEST_F(DefaultRules, PhoneNumbers) {
+    EXPECT_TRUE(has("Call +44 20 7946 0958 tomorrow", "pii"));
+    EXPECT_TRUE(has("Call (555) 123-4567 tomorrow", "pii"));
+    EXPECT_TRUE(has("Call 555-123-4567 tomorrow", "pii"));
+    EXPECT_FALSE(has("+1 for this idea, and 2023-10-05 is a date", "pii"));
+}
+
+TEST_F(DefaultRules, CardNumbersNeedLuhn) {
+    EXPECT_TRUE(has("My card is 4111 1111 1111 1111 thanks", "pii"));
+    EXPECT_TRUE(has("card 4111-1111-1111-1111", "pii"));
+    EXPECT_TRUE(has("amex 378282246310005.", "pii"));
+    EXPECT_TRUE(has("5555555555554444", "pii"));
+    const uint64_t before = scanner->confirm_rejects();
+    EXPECT_FALSE(has("My card is 4111 1111 1111 1112 thanks", "pii"));
+    EXPECT_GT(scanner->confirm_rejects(), before);
+    EXPECT_FALSE(has("0000 0000 0000 0000", "pii"));
+    EXPECT_FALSE(has("sqrt(2) = 1.4142135623730951", "pii"));  // digits after a decimal point
+}
+
+TEST_F(DefaultRules, Iban) {
+    EXPECT_TRUE(has("IBAN DE89 3704 0044 0532 0130 00", "pii"));
+    EXPECT_TRUE(has("GB82WEST12345698765432", "pii"));
+    EXPECT_FALSE(has("IBAN DE88 3704 0044 0532 0130 00", "pii"));
+}
+
+TEST_F(DefaultRules, Secrets) {
+    EXPECT_TRUE(has("export OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz0123456789", "secrets"));
+    EXPECT_TRUE(has("AWS AKIAIOSFODNN7EXAMPLE key", "secrets"));
+    EXPECT_TRUE(has("token ghp_abcdefghijklmnopqrstuvwxyz0123456789AB", "secrets"));
+    EXPECT_TRUE(has("slack xoxb-123456789012-abcdefghijk", "secrets"));
+    EXPECT_TRUE(has("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n", "secrets"));
+    EXPECT_TRUE(has("-----BEGIN OPENSSH PRIVATE KEY-----", "secrets"));
+    EXPECT_TRUE(has("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+                    "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+                    "secrets"));
+    EXPECT_FALSE(has("The task-manager-application-for-everyone is great; ask-me-anything-about-it", "secrets"));
+    EXPECT_FALSE(has("-----BEGIN PUBLIC KEY-----", "secrets"));
+    EXPECT_FALSE(has("sk-short", "secrets"));
+}
+
+TEST_F(DefaultRules, Scripts) {
+    EXPECT_EQ(tags("人工智能是计算机科学的一个分支，它企图了解智能的实质。"), "cjk");
+    // Japanese: kanji and kana both count as CJK.
+    EXPECT_EQ(tags("私はコーヒーが好きです。あなたはどうですか？"), "cjk");
+    EXPECT_EQ(tags("ひらがなとカタカナだけのぶんしょうです"), "cjk");
+    EXPECT_EQ(tags("Привет, как дела? Это пример русского текста для проверки."), "cyrillic");
+    // A few foreign characters in English text are not "heavy".
+    EXPECT_FALSE(has("Translate \"hello\" to Chinese: 你好", "cjk"));
+    EXPECT_FALSE(has("What is the capital of Russia? Moscow, in Russian: Москва.", "cyrillic"));
+    // Greek and Latin-1 letters are neither.
+    EXPECT_EQ(tags("Καλημέρα κόσμε, café, naïve"), "");
+    const ScriptCounts& sc = scanner->script_counts();
+    EXPECT_GT(sc.greek, 0u);
+    EXPECT_EQ(sc.cjk, 0u);
+}
+
+TEST_F(DefaultRules, MultipleSpansAddUp) {
+    // Each span alone is below min_count=2 of the LaTeX rule; together they reach it.
+    const std::string a = "first \\alpha here", b = "then \\beta there";
+    EXPECT_FALSE(has(a, "math"));
+    EXPECT_FALSE(has(b, "math"));
+    const std::string_view spans[] = {a, b};
+    EXPECT_NE(scanner->scan(spans, 2) & cls->tag_mask("math"), 0u);
+    EXPECT_EQ(scanner->tag_matches(static_cast<uint32_t>(cls->tag_bit("math"))), 2u);
+    // Tags from different spans combine.
+    const std::string c = "mail me: x.y@example.org", d = "Привет, как дела?";
+    const std::string_view spans2[] = {c, d, std::string_view()};
+    EXPECT_EQ(cls->format(scanner->scan(spans2, 3)), "pii,cyrillic");
+    // A card number split across two spans is not a card number.
+    const std::string e = "4111 1111", f = "1111 1111";
+    const std::string_view spans3[] = {e, f};
+    EXPECT_EQ(scanner->scan(spans3, 2) & cls->tag_mask("pii"), 0u);
+    // Script fraction is over all spans.
+    const std::string g = "English words only here, many of them, really quite a lot of letters", h = "你好";
+    const std::string_view spans4[] = {g, h};
+    EXPECT_EQ(scanner->scan(spans4, 2) & cls->tag_mask("cjk"), 0u);
+}
+
+TEST_F(DefaultRules, ScannerIsReusableAndIndependent) {
+    Scanner other(*cls);
+    ASSERT_TRUE(other.ok());
+    EXPECT_TRUE(has("john.doe@example.com", "pii"));
+    EXPECT_EQ(other.scan("plain words"), 0u);
+    EXPECT_EQ(scanner->scan("plain words"), 0u);  // no state left from the previous scan
+    EXPECT_EQ(scanner->errors(), 0u);
+}
+
+// ---- rule files -------------------------------------------------------------------------------
+
+namespace {
+std::string load_error(const std::string& text, const std::string& name = "t.rules") {
+    std::string err;
+    auto c = Classifier::load_sources({{name, text}}, &err);
+    EXPECT_EQ(c, nullptr) << "expected an error for: " << text;
+    return err;
+}
+}  // namespace
+
+TEST(RuleFiles, ParsesFormat) {
+    std::string err;
+    auto c = Classifier::load_sources(
+        {{"a.rules", "# comment\n\n  alpha  /foo\\/bar/i  min_count=2\nbeta /x+y/  \n"},
+         {"b.rules", "alpha  script:cyrillic  min_fraction=0.5\ngamma  /\\d{3}-\\d{4}/  confirm=luhn\n"}},
+        &err);
+    ASSERT_NE(c, nullptr) << err;
+    EXPECT_EQ(c->tag_count(), 3u);
+    EXPECT_EQ(c->tag_bit("alpha"), 0);
+    EXPECT_EQ(c->tag_bit("beta"), 1);
+    EXPECT_EQ(c->tag_bit("gamma"), 2);
+    ASSERT_EQ(c->rule_count(), 4u);
+    EXPECT_EQ(c->rule(0).pattern, "foo/bar");
+    EXPECT_EQ(c->rule(0).min_count, 2u);
+    EXPECT_EQ(c->rule(0).line, 3u);
+    EXPECT_EQ(c->rule(2).script, Script::CYRILLIC);
+    EXPECT_EQ(c->rule(2).file, "b.rules");
+    EXPECT_EQ(c->rule(3).confirm, Confirm::LUHN);
+    Scanner s(*c);
+    EXPECT_EQ(s.scan("FOO/BAR"), 0u);  // min_count=2
+    EXPECT_EQ(s.scan("FOO/BAR foo/bar"), 1u);
+    EXPECT_EQ(s.scan("xxy"), 2u);
+}
+
+TEST(RuleFiles, ErrorsNameFileAndLine) {
+    EXPECT_EQ(load_error("# c\ncode  /abc/q\n"), "t.rules:2: unknown flag 'q' (known: i s m 8 u)");
+    EXPECT_EQ(load_error("code /abc(/\n").rfind("t.rules:1: bad pattern /abc(/: ", 0), 0u) << load_error("code /abc(/\n");
+    EXPECT_EQ(load_error("code /abc\n"), "t.rules:1: pattern has no closing '/'");
+    EXPECT_EQ(load_error("\n\nCode /abc/\n"), "t.rules:3: bad tag name 'Code' (1-47 of [a-z0-9_-])");
+    EXPECT_EQ(load_error("code\n"), "t.rules:1: rule 'code' has no pattern");
+    EXPECT_EQ(load_error("code abc\n"), "t.rules:1: expected /pattern/flags or script:NAME after tag 'code'");
+    EXPECT_EQ(load_error("code /a/ min_count=0\n"), "t.rules:1: min_count must be an integer in [1, 1000000], got '0'");
+    EXPECT_EQ(load_error("code /a/ color=red\n"), "t.rules:1: unknown option 'color' (known: min_count confirm min_fraction)");
+    EXPECT_EQ(load_error("code /a/ confirm=crc\n"), "t.rules:1: unknown confirm 'crc' (known: luhn iban)");
+    EXPECT_EQ(load_error("code /a/ min_fraction=0.5\n"), "t.rules:1: min_fraction= applies to script: rules only");
+    EXPECT_EQ(load_error("x script:klingon min_fraction=0.5\n"), "t.rules:1: unknown script 'klingon' (known: cjk cyrillic greek arabic)");
+    EXPECT_EQ(load_error("x script:cjk\n"), "t.rules:1: script: rule needs min_fraction=F");
+    EXPECT_EQ(load_error("x script:cjk min_fraction=2\n"), "t.rules:1: min_fraction must be a number in (0, 1], got '2'");
+    EXPECT_EQ(load_error("x /a*/\n"), "t.rules:1: pattern /a*/ can match empty text");
+    EXPECT_EQ(load_error("x /(a)\\1/\n").rfind("t.rules:1: bad pattern /(a)\\1/", 0), 0u);  // backreference
+    // The error names the right file among several.
+    std::string err;
+    EXPECT_EQ(Classifier::load_sources({{"ok.rules", "a /x/\n"}, {"bad.rules", "b /y/\nc /(/\n"}}, &err), nullptr);
+    EXPECT_EQ(err.rfind("bad.rules:2: bad pattern /(/", 0), 0u) << err;
+    // Too many tags.
+    std::string many;
+    for (int i = 0; i < 65; ++i) many += "t" + std::to_string(i) + " /x" + std::to_string(i) + "/\n";
+    EXPECT_EQ(load_error(many), "t.rules:65: more than 64 tags");
+}
+
+TEST(RuleFiles, LoadDirAndFiles) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("classify_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    std::ofstream(dir / "b.rules") << "second /bbb/\n";
+    std::ofstream(dir / "a.rules") << "first /aaa/\n";
+    std::ofstream(dir / "ignored.txt") << "junk\n";
+    std::string err;
+    auto c = Classifier::load_dir(dir.string(), &err);
+    ASSERT_NE(c, nullptr) << err;
+    EXPECT_EQ(c->tag_bit("first"), 0);  // files in name order
+    EXPECT_EQ(c->tag_bit("second"), 1);
+    std::ofstream(dir / "c.rules") << "third /ccc/ bogus\n";
+    EXPECT_EQ(Classifier::load_dir(dir.string(), &err), nullptr);
+    EXPECT_EQ(err, (dir / "c.rules").string() + ":1: option 'bogus' is not key=value");
+    EXPECT_EQ(Classifier::load_files({(dir / "missing.rules").string()}, &err), nullptr);
+    EXPECT_EQ(err, (dir / "missing.rules").string() + ": cannot read rules file");
+    fs::remove_all(dir);
+    EXPECT_EQ(Classifier::load_dir(dir.string(), &err), nullptr);
+    EXPECT_NE(err.find("cannot read rules directory"), std::string::npos);
+}
+
+// ---- confirm checks ---------------------------------------------------------------------------
+
+TEST(Confirm, Luhn) {
+    EXPECT_TRUE(luhn_valid("4111111111111111", 16));
+    EXPECT_TRUE(luhn_valid("4111 1111 1111 1111", 19));
+    EXPECT_TRUE(luhn_valid(" 4111-1111-1111-1111", 20));  // one leading context character
+    EXPECT_FALSE(luhn_valid("4111111111111112", 16));
+    EXPECT_FALSE(luhn_valid("411111111111", 12));  // too short
+    EXPECT_FALSE(luhn_valid("41111111111111111111", 20));  // too long
+    EXPECT_FALSE(luhn_valid("0000000000000000", 16));
+}
+
+TEST(Confirm, Iban) {
+    EXPECT_TRUE(iban_valid("DE89370400440532013000", 22));
+    EXPECT_TRUE(iban_valid("GB82 WEST 1234 5698 7654 32", 27));
+    EXPECT_FALSE(iban_valid("GB82 WEST 1234 5698 7654 33", 27));
+    EXPECT_FALSE(iban_valid("1234567890123456", 16));
+}
+
+// ---- script kernels ---------------------------------------------------------------------------
+
+TEST(ScriptKernel, Avx2MatchesScalar) {
+    if (!avx2_supported()) GTEST_SKIP() << "no AVX2";
+    std::mt19937_64 rng(42);
+    const std::string samples[] = {"Привет, мир! 你好，世界。こんにちは Καλημέρα مرحبا abc 123 ~!@#",
+                                   std::string(1000, 'a'), "\xff\xfe\x80\xbf\xc0\xe3\xed\xd0\xd3\xce\xd8\xdb"};
+    for (int iter = 0; iter < 2000; ++iter) {
+        std::string s;
+        const size_t n = rng() % 300;
+        if (iter % 3 == 0) {
+            for (size_t i = 0; i < n; ++i) s.push_back(static_cast<char>(rng()));
+        } else {
+            const std::string& base = samples[iter % 3 == 1 ? 0 : 2];
+            for (size_t i = 0; i < n; ++i) s.push_back(base[rng() % base.size()]);
+        }
+        ScriptCounts a, b;
+        count_scripts_scalar(reinterpret_cast<const uint8_t*>(s.data()), s.size(), a);
+        count_scripts_avx2(reinterpret_cast<const uint8_t*>(s.data()), s.size(), b);
+        ASSERT_EQ(a, b) << "iteration " << iter << " length " << n;
+    }
+    EXPECT_STREQ(script_kernel_name(), "avx2");
+}
+
+TEST(ScriptKernel, ScalarCounts) {
+    const std::string s = "ab1 Жж 中文 é";  // letters: a b 1 Ж ж 中 文 é = 8
+    ScriptCounts c;
+    count_scripts_scalar(reinterpret_cast<const uint8_t*>(s.data()), s.size(), c);
+    EXPECT_EQ(c.letters, 8u);
+    EXPECT_EQ(c.code_points, 11u);
+    EXPECT_EQ(c.cyrillic, 2u);
+    EXPECT_EQ(c.cjk, 2u);
+    EXPECT_EQ(c.greek, 0u);
+}

@@ -88,7 +88,8 @@ ensure_gpu_addrs() { # count
   local i
   for ((i = 1; i <= $1; i++)); do
     local a="$GPU_NET.$((10 + i))"
-    ip -n "$NS_GPU" -4 addr show dev "$IF_G1" | grep -q "inet $a/" ||
+    # Not `ip | grep -q`: with pipefail, grep's early exit can fail the pipeline (SIGPIPE).
+    [[ "$(ip -n "$NS_GPU" -4 addr show dev "$IF_G1")" == *"inet $a/"* ]] ||
       ip -n "$NS_GPU" addr add "$a/24" dev "$IF_G1"
   done
 }

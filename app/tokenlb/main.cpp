@@ -8,6 +8,7 @@
 // anything after `--` (which wins, as EAL takes the last occurrence). --check-config needs neither
 // EAL nor root.
 #include <sched.h>
+#include <sys/random.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -27,7 +28,10 @@
 
 #include "config/config.hpp"
 #include "drivers/port.hpp"
-#include "l2_worker.hpp"
+#include "dataplane/setup.hpp"
+#include "dataplane/worker.hpp"
+#include "scoreboard/scoreboard.hpp"
+#include "tokens/tokens.hpp"
 
 namespace {
 
@@ -128,7 +132,7 @@ std::string join(const std::vector<std::string>& v) {
     return s;
 }
 
-void print_counters(const tlb::app::L2Worker& w,
+void print_counters(const tlb::dataplane::Worker& w,
                     const std::vector<std::unique_ptr<tlb::drivers::Port>>& ports) {
     std::printf("tokenlb: counters %s\n", w.summary().c_str());
     for (size_t i = 0; i < ports.size(); ++i) {
@@ -173,10 +177,6 @@ int main(int argc, char** argv) {
     }
     if (cfg.ports.empty()) {
         std::fprintf(stderr, "tokenlb: %s has no [[ports]]\n", args.config.c_str());
-        return 1;
-    }
-    if (int(cfg.ports.size()) > tlb::app::MAX_WORKER_PORTS) {
-        std::fprintf(stderr, "tokenlb: at most %d ports supported\n", tlb::app::MAX_WORKER_PORTS);
         return 1;
     }
 
@@ -231,7 +231,9 @@ int main(int argc, char** argv) {
 
     int exit_code = 0;
     std::vector<std::unique_ptr<tlb::drivers::Port>> ports;
-    std::unique_ptr<tlb::app::L2Worker> worker;
+    std::unique_ptr<tlb::scoreboard::Scoreboard> scoreboard;
+    std::unique_ptr<tlb::tokens::Estimator> estimator;
+    std::unique_ptr<tlb::dataplane::Worker> worker;
     bool launched = false;
     try {
         tlb::drivers::OpenOptions oo;
@@ -247,39 +249,64 @@ int main(int argc, char** argv) {
                         up ? "" : " (link still down, continuing)");
         }
 
-        tlb::app::WorkerConfig wc;
-        wc.burst = uint16_t(cfg.dataplane.burst);
-        wc.idle_backoff = cfg.dataplane.idle_backoff;
-        wc.idle_polls_before_sleep = cfg.dataplane.idle_polls_before_sleep;
-        wc.idle_sleep_us = cfg.dataplane.idle_sleep_us;
+        // Shared state the worker reads: the scoreboard and the token estimator.
+        scoreboard = tlb::dataplane::build_scoreboard(cfg, 1);
+        if (!cfg.tokens.calibration.empty())
+            estimator = std::make_unique<tlb::tokens::Estimator>(
+                tlb::tokens::Estimator::from_file(cfg.tokens.calibration));
+        else
+            estimator = std::make_unique<tlb::tokens::Estimator>(tlb::tokens::Estimator::builtin());
+
+        tlb::dataplane::Env env;
+        env.cfg = &cfg;
+        env.worker_id = 0;
+        bool have_client = false, have_backend = false;
         for (auto& p : ports) {
-            auto& wp = wc.ports[wc.n_ports++];
             const auto& pc = p->config();
-            wp.name = pc.name;
-            wp.port_id = p->id();
-            wp.queue = 0;
-            wp.mac = p->mac();
-            wp.addrs_be[wp.n_addrs++] = p->address_be();
             uint32_t mask = pc.address.prefix_len == 0 ? 0 : ~0u << (32 - pc.address.prefix_len);
-            wp.mask_be = rte_cpu_to_be_32(mask);
-            wp.subnet_be = p->address_be() & wp.mask_be;
-            // The VIP answers ARP/ping on the client-side port(s) it is on-link with.
-            uint32_t vip_be = rte_cpu_to_be_32(cfg.vip.address);
-            if (pc.role == tlb::config::PortRole::Client && cfg.vip.address != 0 &&
-                !wp.owns(vip_be) && wp.on_link(vip_be))
-                wp.addrs_be[wp.n_addrs++] = vip_be;
-            wp.rx_ip_csum_hw = p->offloads().rx_ip_csum;
+            if (pc.role == tlb::config::PortRole::Client && !have_client) {
+                have_client = true;
+                env.client_port = p->id();
+                env.client_mac = p->mac();
+                env.client_addr_be = p->address_be();
+                env.client_tx = p->offloads().tx_csum;
+                env.pool = p->pool();
+            } else if (pc.role == tlb::config::PortRole::Backend && !have_backend) {
+                have_backend = true;
+                env.backend_port = p->id();
+                env.backend_mac = p->mac();
+                env.backend_addr_be = p->address_be();
+                env.backend_mask_be = rte_cpu_to_be_32(mask);
+                env.backend_tx = p->offloads().tx_csum;
+                bool on_link = true;
+                for (const auto& b : cfg.backends)
+                    on_link &= (b.address.addr & mask) == (pc.address.addr & mask);
+                env.backend_gateway_be = on_link || !pc.gateway ? 0 : rte_cpu_to_be_32(pc.gateway);
+            }
         }
-        worker = std::make_unique<tlb::app::L2Worker>(wc);
-        static tlb::app::L2Worker::LaunchArg la;
+        if (!have_client || !have_backend) throw std::runtime_error("need a client and a backend port");
+        env.scoreboard = scoreboard.get();
+        env.estimator = estimator.get();
+        uint64_t keys[5] = {};
+        if (getrandom(keys, sizeof keys, 0) != sizeof keys)
+            throw std::runtime_error("getrandom failed");
+        env.cookie_k0 = keys[0];
+        env.cookie_k1 = keys[1];
+        env.iss_k0 = keys[2];
+        env.iss_k1 = keys[3];
+        env.seed = keys[4] | 1;
+        worker = std::make_unique<tlb::dataplane::Worker>(env);
+        static tlb::dataplane::Worker::LaunchArg la;
         la.worker = worker.get();
         la.stop = &g_stop;
-        rc = rte_eal_remote_launch(tlb::app::L2Worker::launch, &la, worker_lcore);
+        rc = rte_eal_remote_launch(tlb::dataplane::Worker::launch, &la, worker_lcore);
         if (rc != 0) throw std::runtime_error("cannot launch worker on lcore " +
                                               std::to_string(worker_lcore));
         launched = true;
-        std::printf("tokenlb: ready: worker on lcore %u, %zu port(s), idle back-off %s\n",
-                    worker_lcore, ports.size(), wc.idle_backoff ? "on" : "off");
+        std::printf("tokenlb: ready: worker on lcore %u, %zu port(s), %zu backend(s), policy %s, "
+                    "idle back-off %s\n",
+                    worker_lcore, ports.size(), cfg.backends.size(), cfg.policy.name.c_str(),
+                    cfg.dataplane.idle_backoff ? "on" : "off");
         std::fflush(stdout);
 
         // Control plane on the main lcore.

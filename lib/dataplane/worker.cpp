@@ -553,6 +553,11 @@ void Worker::client_segment(uint32_t ci, rte_mbuf* m, const net::Ipv4Info& ip,
         }
     }
     if (!m_used) rte_pktmbuf_free(m);
+    // The response is complete and the client has all of it: rebind for the next request.
+    if (splicing && c->backend != tcp::HANDLE_INVALID && c->bind.done()) {
+        unbind(ci, now);
+        if (_clients.at(ci) != c || c->cb.state == tcp::TcpState::CLOSED) return;
+    }
 
     if (r.acked || r.fast_retransmit) {
         if (e.out) {
@@ -849,7 +854,8 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
     tcp::ClientConn* c = _clients.at(ci);
     ClientExt& e = _ext[ci];
     http::RequestParser& p = *e.parser;
-    const uint8_t* body = p.body_data(e.buf->data);
+    // Our buffer: extract() may borrow the padding after the body.
+    uint8_t* body = const_cast<uint8_t*>(p.body_data(e.buf->data));
     uint32_t body_len = uint32_t(p.body_length());
     size_t capacity = size_t(e.buf->data + e.buf->cap + BufPool::PADDING - body);
     openai::Request& rq = _oreq;

@@ -1,6 +1,14 @@
 // Per-worker TCP counters: one plain struct of uint64 per worker (single writer, read by
 // telemetry without locks; torn reads of a uint64 do not happen on x86-64). Every drop and error
-// path in lib/tcp increments exactly one of these; tcp_counter_names() gives stable names.
+// path increments exactly one of these; counter_names() gives stable names.
+//
+// Who increments what (so the data plane does not count twice):
+//   lib/tcp itself: seg_*, rst_*, rx_* (input / Reassembly), backend_connect, backend_pool_empty,
+//     backend_port_exhausted, flow_insert_fail (BackendPool::open), backend_connected and
+//     backend_connect_fail (input_syn_sent).
+//   the caller (it decides what happens): syn_rcvd, cookie_*, tx_*, splice_*, client_pool_empty,
+//     backend_connect_timeout, backend_closed_*, backend_idle_expired, backend_reset_sent,
+//     client_*, timer_fired, and flow_insert_fail for client flows.
 #pragma once
 
 #include <cstddef>

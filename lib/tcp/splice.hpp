@@ -93,6 +93,13 @@ struct SpliceBinding {
         }
         return cack - delta;
     }
+    // The window field to announce on the backend leg while bound: the client's current window
+    // (bytes, as the client-leg sender saw it) in the backend leg's scale, so the backend never
+    // sends more than the client can take.
+    uint16_t backend_window(uint32_t client_wnd_bytes) const {
+        uint64_t f = uint64_t(client_wnd_bytes) >> backend_our_wscale;
+        return f > 0xffff ? 0xffff : uint16_t(f);
+    }
     // Client seq just after the response (valid when end_known): the next binding starts here.
     uint32_t client_end() const { return map_seq(resp_end_b); }
     // The response is complete and the client has acknowledged all of it: unbind.

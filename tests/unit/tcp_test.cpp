@@ -850,6 +850,11 @@ TEST(Splice, WindowRescale) {
     EXPECT_EQ(rescale_window(256, 0, 7), 2);
     EXPECT_EQ(rescale_window(600, 7, 0), 0xffff);  // 76800 bytes
     EXPECT_EQ(rescale_window(300, 0, 0), 300);
+    SpliceBinding b;
+    b.bind(FlowKey{}, FlowKey{}, 0, 0, 8, 7, 1460);
+    EXPECT_EQ(b.backend_window(25600), 200);
+    EXPECT_EQ(b.backend_window(100u << 20), 0xffff);
+    EXPECT_EQ(b.backend_window(127), 0);
 }
 
 TEST(Splice, RoundTripAcrossWraparoundAndRebinding) {

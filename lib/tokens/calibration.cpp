@@ -113,6 +113,7 @@ void builtin_model(Model& m) {
     for (uint32_t cp = 0x20; cp < 0x7F; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
     for (uint32_t cp = 0xA0; cp < 0x530; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
     m.han_scale = FIX;
+    m.miss_scale.fill(FIX);
 }
 
 // ---- TOML ----------------------------------------------------------------------------------
@@ -140,6 +141,7 @@ std::string model_to_toml(const Model& m) {
     costs.insert("ws", arr(m.ws_cost.begin(), m.ws_cost.end()));
     costs.insert("hit", arr(m.hit_cost.begin(), m.hit_cost.end()));
     costs.insert("miss", arr(m.miss_cost.begin(), m.miss_cost.end()));
+    costs.insert("miss_scale", arr(m.miss_scale.begin(), m.miss_scale.end()));
     root.insert("costs", std::move(costs));
     toml::table vocab;
     toml::array pieces;
@@ -200,6 +202,8 @@ Model model_from_toml(std::string_view text, const std::string& source) {
     read_arr("hit", m.hit_cost.size(), [&](size_t i, uint32_t v) { m.hit_cost[i] = v; });
     m.miss_cost.assign(MISS_SIZE, 0);
     read_arr("miss", MISS_SIZE, [&](size_t i, uint32_t v) { m.miss_cost[i] = uint16_t(std::min<uint32_t>(v, 65535)); });
+    if (root["costs"]["miss_scale"]) read_arr("miss_scale", m.miss_scale.size(), [&](size_t i, uint32_t v) { m.miss_scale[i] = v; });
+    else m.miss_scale.fill(FIX);
     const toml::array* pieces = root["vocab"]["pieces"].as_array();
     if (!pieces) throw fail("vocab.pieces: missing array");
     m.pieces.reserve(pieces->size());
@@ -351,6 +355,7 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     m.ctrl_cost = FIX;
     m.digit_cost = FIX;
     m.han_scale = FIX;
+    m.miss_scale.fill(FIX);
     for (int k = 0; k <= WS_MAX; ++k) m.ws_cost[size_t(k)] = to_fix(k == 0 ? 0.0 : std::ceil(double(k) / max_ws));
     for (auto& h : m.hit_cost) h = FIX;
     m.miss_cost.assign(MISS_SIZE, uint16_t(FIX));
@@ -427,13 +432,45 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                     }
     }
 
-    // Pass 2: fit error per document with the final costs.
+    // Pass 2: miss-rate scale per (type, bin): actual / predicted miss pieces over documents
+    // whose words of that type missed the vocabulary at that rate.
+    {
+        double pred[N_WORD_TYPES][MISS_BINS] = {}, act[N_WORD_TYPES][MISS_BINS] = {};
+        for (size_t d = 0; d < docs.size(); ++d) {
+            explain(m, docs[d].data(), docs[d].size(), segs);
+            uint32_t nw[N_WORD_TYPES] = {}, nm[N_WORD_TYPES] = {};
+            double p[N_WORD_TYPES] = {}, a[N_WORD_TYPES] = {};
+            const auto& act_d = all_actual[d];
+            for (size_t i = 0; i < segs.size() && i < act_d.size(); ++i) {
+                const auto& s = segs[i];
+                if (s.type >= N_WORD_TYPES) continue;
+                nw[s.type] += s.counted;
+                if (s.scaled) {
+                    ++nm[s.type];
+                    p[s.type] += double(s.cost) / FIX;
+                    a[s.type] += act_d[i];
+                }
+            }
+            for (int ty = 0; ty < N_WORD_TYPES; ++ty) {
+                if (!nm[ty]) continue;
+                uint32_t bin = uint32_t(uint64_t(nm[ty]) * MISS_BINS / nw[ty]);
+                if (bin >= uint32_t(MISS_BINS)) bin = MISS_BINS - 1;
+                pred[ty][bin] += p[ty];
+                act[ty][bin] += a[ty];
+            }
+        }
+        for (int ty = 0; ty < N_WORD_TYPES; ++ty)
+            for (int b = 0; b < MISS_BINS; ++b) {
+                const double k = 200.0;  // pseudo-tokens pulling sparse bins towards 1
+                m.miss_scale[size_t(ty) * MISS_BINS + size_t(b)] = to_fix((act[ty][b] + k) / (pred[ty][b] + k));
+            }
+    }
+
+    // Pass 3: fit error per document with the final costs.
     std::vector<double> errs;
     double sum_est = 0, sum_act = 0;
     for (size_t d = 0; d < docs.size(); ++d) {
-        explain(m, docs[d].data(), docs[d].size(), segs);
-        uint64_t f = 0;
-        for (const auto& s : segs) f += s.cost;
+        const uint64_t f = explain(m, docs[d].data(), docs[d].size(), segs);
         const double est = double((f + FIX / 2) / FIX);
         const double act = doc_total[d];
         sum_est += est;

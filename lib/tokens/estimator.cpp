@@ -51,6 +51,19 @@ ClassifyFn classify_fn(Isa isa) noexcept {
 
 // ---- piece set -------------------------------------------------------------------------------
 
+inline bool PieceSet::contains_inline(uint64_t h) const noexcept {
+    const __m128i f = _mm_set1_epi16(short(fp(h)));
+    const __m128i zero = _mm_setzero_si128();
+    uint32_t b = uint32_t(h) & bucket_mask;
+    for (;;) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&slots[size_t(b) * 8]));
+        const int hit = _mm_movemask_epi8(_mm_cmpeq_epi16(v, f));
+        const int empty = _mm_movemask_epi8(_mm_cmpeq_epi16(v, zero));
+        if (__builtin_expect(hit | empty, 1)) return hit != 0;  // a non-full bucket ends the probe
+        b = (b + 1) & bucket_mask;
+    }
+}
+
 void PieceSet::init(size_t keys) {
     size_t buckets = 64;
     while (buckets * 8 < keys * 2) buckets <<= 1;  // load <= 50%
@@ -74,23 +87,20 @@ void PieceSet::insert(uint64_t h) {
     }
 }
 
-bool PieceSet::contains(uint64_t h) const noexcept {
-    const __m128i f = _mm_set1_epi16(short(fp(h)));
-    const __m128i zero = _mm_setzero_si128();
-    uint32_t b = uint32_t(h) & bucket_mask;
-    for (;;) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&slots[size_t(b) * 8]));
-        if (_mm_movemask_epi8(_mm_cmpeq_epi16(v, f))) return true;
-        if (_mm_movemask_epi8(_mm_cmpeq_epi16(v, zero))) return false;  // bucket not full: stop
-        b = (b + 1) & bucket_mask;
-    }
-}
+bool PieceSet::contains(uint64_t h) const noexcept { return contains_inline(h); }
 
 // ---- pricing ---------------------------------------------------------------------------------
 
 namespace {
 
-inline uint32_t popcnt32(uint32_t x) { return uint32_t(__builtin_popcount(x)); }
+// SWAR popcount: the baseline target has no POPCNT instruction and __builtin_popcount would be
+// a libgcc call.
+inline uint32_t popcnt32(uint32_t x) {
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+    return (x * 0x01010101u) >> 24;
+}
 
 // Decodes one UTF-8 code point at p[0..avail); returns its length (>=1) and the code point
 // (0xFFFFFFFF for malformed input, priced as one byte-fallback token per byte).
@@ -172,6 +182,22 @@ inline int case_class(uint32_t n_upper, bool first_upper, uint32_t cps) {
 struct Pricer {
     const Model& m;
     const Text& t;
+    // Word misses are summed per type and scaled at the end by how often words of that type
+    // missed the vocabulary in this text (Model::miss_scale): a language the vocabulary covers
+    // poorly both misses more often and splits its misses into more pieces.
+    mutable uint64_t miss_sum[N_WORD_TYPES] = {};
+    mutable uint32_t n_words[N_WORD_TYPES] = {};
+    mutable uint32_t n_miss[N_WORD_TYPES] = {};
+
+    uint64_t scaled_misses() const {
+        uint64_t total = 0;
+        for (int ty = 0; ty < N_WORD_TYPES; ++ty) {
+            if (!n_miss[ty]) continue;
+            const uint32_t bin = uint32_t(uint64_t(n_miss[ty]) * MISS_BINS / n_words[ty]);
+            total += (miss_sum[ty] * m.miss_scale[size_t(ty) * MISS_BINS + (bin < MISS_BINS ? bin : MISS_BINS - 1)]) >> 8;
+        }
+        return total;
+    }
 
     uint32_t miss(int type, int space, int cs, int kind, uint32_t len) const {
         return m.miss_cost[miss_index(type, space, cs, kind, int(len > LEN_MAX ? LEN_MAX : len))];
@@ -198,7 +224,7 @@ struct Pricer {
                 continue;
             }
             // Longest piece starting here: single char first, then extend.
-            bool have = sp ? m.set.contains(key_hash(q, l1, true)) : m.cp_single(cp);
+            bool have = sp ? m.set.contains_inline(key_hash(q, l1, true)) : m.cp_single(cp);
             if (!have && sp) {
                 cost += m.ws_cost[1];
                 sp = false;
@@ -211,7 +237,7 @@ struct Pricer {
                     uint32_t cp2;
                     const uint32_t l2 = decode_cp(t.at(end), e - end, cp2);
                     if (cp2 == 0xFFFFFFFF || end + l2 - pos > KEY_MAX) break;
-                    if (!m.set.contains(key_hash(q, end + l2 - pos, sp))) break;
+                    if (!m.set.contains_inline(key_hash(q, end + l2 - pos, sp))) break;
                     end += l2;
                     ++chars;
                 }
@@ -234,18 +260,41 @@ struct Pricer {
 
     // Word-like segment body [b, e) (letters of one script, or a punctuation/symbol run).
     template <bool EXPLAIN>
-    uint32_t word(size_t b, size_t e, int type, bool space, SegmentInfo* info) const {
+    __attribute__((always_inline)) uint32_t word(size_t b, size_t e, int type, bool space, SegmentInfo* info) const {
         const size_t len = e - b;
         const uint8_t* q = t.at(b);
         uint32_t cps, n_upper = 0, missing_bytes = 0, missing_cps = 0;
         bool first_upper = false;
         bool keyable = len <= KEY_MAX;
         uint64_t h = 0;
+        WordFeat f;
+        if constexpr (!EXPLAIN) {
+            // Fast path (ASCII body that fits a key): no data-dependent branches, both lookups
+            // issued together; hit/miss is ~50/50 and would mispredict.
+            if (__builtin_expect(keyable, 1)) {
+                load_feat(q, len, f);
+                if (!f.high) {
+                    const uint64_t base = key_hash_base(f.w, len);
+                    const bool hit = m.set.contains_inline(key_hash_finish(base, space));
+                    const bool k1 = space && m.set.contains_inline(key_hash_finish(base, false));
+                    const uint32_t nu = popcnt32(f.upper);
+                    const uint32_t n = uint32_t(len);
+                    const int cs = type == 1 || nu == 0 ? 0 : ((f.upper & 1) && nu == 1) ? 1 : (nu == n && n > 1) ? 2 : 3;
+                    const uint32_t mc = miss(type, space, cs, k1, n);
+                    ++n_words[type];
+                    n_miss[type] += !hit;
+                    miss_sum[type] += hit ? 0 : mc;
+                    return hit ? m.hit_cost[size_t(type) * 2 + space] : 0;
+                }
+                keyable = true;
+            }
+        }
         if (keyable) {
-            WordFeat f;
-            load_feat(q, len, f);
+            if constexpr (EXPLAIN) load_feat(q, len, f);
             h = key_hash_words(f.w, len, space);
-            if (m.set.contains(h)) {
+            ++n_words[type];
+            if constexpr (EXPLAIN) info->counted = 1;
+            if (m.set.contains_inline(h)) {
                 if constexpr (EXPLAIN) {
                     info->kind = 3;
                     info->len = uint8_t(len - popcnt32(f.cont));
@@ -294,15 +343,22 @@ struct Pricer {
         const int cs = type == 1 ? 0 : case_class(n_upper, first_upper, cps);
         int kind = 0;
         if (space && keyable && missing_cps == 0) {
-            WordFeat f;
-            load_feat(q, len, f);
-            if (m.set.contains(key_hash_words(f.w, len, false))) kind = 1;
+            if (m.set.contains_inline(key_hash_words(f.w, len, false))) kind = 1;
         }
         uint32_t cost;
         if (missing_cps) {
             cost = missing_bytes * FIX + (cps ? miss(type, space, cs, 0, cps) : (space ? m.ws_cost[1] : 0));
         } else {
-            cost = miss(type, space, cs, kind, cps);
+            const uint32_t c = miss(type, space, cs, kind, cps);
+            if (keyable) {
+                if constexpr (EXPLAIN) info->scaled = 1;
+                ++n_miss[type];
+                miss_sum[type] += c;
+                cost = 0;
+            } else {
+                cost = c;
+            }
+            if constexpr (EXPLAIN) info->cost = c;
         }
         if constexpr (EXPLAIN) {
             info->kind = missing_cps ? 7 : 4;
@@ -314,11 +370,11 @@ struct Pricer {
     }
 
     template <bool EXPLAIN>
-    uint32_t segment(size_t b, size_t e, SegmentInfo* info) const {
+    __attribute__((always_inline)) uint32_t segment(size_t b, size_t e, SegmentInfo* info) const {
         const uint8_t c0 = BYTE_CLASS[t.p[b]];
         const bool first = b == 0 && m.add_dummy_prefix;
         if constexpr (EXPLAIN) {
-            *info = SegmentInfo{uint32_t(b), uint32_t(e), 0, 0, 0, 0, 0, 0, 0};
+            *info = SegmentInfo{uint32_t(b), uint32_t(e), 0, 0, 0, 0, 0, 0, 0, 0, 0};
         }
         uint32_t cost;
         switch (c0) {
@@ -365,7 +421,9 @@ struct Pricer {
                 break;
             }
         }
-        if constexpr (EXPLAIN) info->cost = cost;
+        if constexpr (EXPLAIN) {
+            if (info->kind != 4) info->cost = cost;
+        }
         return cost;
     }
 };
@@ -408,14 +466,14 @@ uint64_t run(const Model& m, ClassifyFn fn, const uint8_t* p, size_t n, std::vec
     } else {
         total += pr.template segment<false>(seg, n, nullptr);
     }
-    return total;
+    return total + pr.scaled_misses();
 }
 
 }  // namespace
 
-void explain(const Model& m, const char* p, size_t n, std::vector<SegmentInfo>& out) {
+uint64_t explain(const Model& m, const char* p, size_t n, std::vector<SegmentInfo>& out) {
     out.clear();
-    run<true>(m, classify_scalar, reinterpret_cast<const uint8_t*>(p), n, &out);
+    return run<true>(m, classify_scalar, reinterpret_cast<const uint8_t*>(p), n, &out);
 }
 
 // ---- Estimator -------------------------------------------------------------------------------

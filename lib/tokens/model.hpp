@@ -135,14 +135,23 @@ static inline uint64_t mix64(uint64_t x) {
 }
 
 // Hash of a key whose body bytes are given zero-padded in w[0..3] (little-endian 8-byte words).
+// Split in two so the estimator can hash a body once and finish it with and without the
+// leading-space flag.
+static inline uint64_t key_hash_base(const uint64_t* w, size_t len) {
+    const uint64_t a = w[0] * 0xbf58476d1ce4e5b9ULL;
+    const uint64_t b = w[1] * 0x94d049bb133111ebULL;
+    const uint64_t c = (w[2] ^ (w[3] << 29 | w[3] >> 35)) * 0x9E3779B97F4A7C15ULL;
+    return a ^ (b >> 23 | b << 41) ^ (c >> 41 | c << 23) ^ (uint64_t(len) * 0xC2B2AE3D27D4EB4FULL);
+}
+static inline uint64_t key_hash_finish(uint64_t base, bool space) {
+    uint64_t h = base ^ (space ? 0x165667B19E3779F9ULL : 0);
+    h ^= h >> 29;
+    h *= 0xd6e8feb86659fd93ULL;
+    h ^= h >> 32;
+    return h;
+}
 static inline uint64_t key_hash_words(const uint64_t* w, size_t len, bool space) {
-    uint64_t a = (w[0] ^ 0x9E3779B97F4A7C15ULL) * 0xbf58476d1ce4e5b9ULL;
-    uint64_t b = (w[1] ^ 0xC2B2AE3D27D4EB4FULL) * 0x94d049bb133111ebULL;
-    uint64_t c = (w[2] ^ 0x165667B19E3779F9ULL) * 0x9E3779B97F4A7C15ULL;
-    uint64_t d = (w[3] ^ 0x27D4EB2F165667C5ULL) * 0xC2B2AE3D27D4EB4FULL;
-    uint64_t h = a ^ (b >> 7 | b << 57) ^ (c >> 19 | c << 45) ^ (d >> 31 | d << 33) ^
-                 (uint64_t(len) << 1 | uint64_t(space)) * 0xff51afd7ed558ccdULL;
-    return mix64(h);
+    return key_hash_finish(key_hash_base(w, len), space);
 }
 
 static inline uint64_t key_hash(const uint8_t* body, size_t len, bool space) {
@@ -164,6 +173,8 @@ struct PieceSet {
     void init(size_t keys);
     void insert(uint64_t h);
     bool contains(uint64_t h) const noexcept;
+    // Hot path (estimator.cpp only; needs SSE2, which the x86-64 baseline has).
+    __attribute__((always_inline)) inline bool contains_inline(uint64_t h) const noexcept;
 };
 
 // ---- the model -------------------------------------------------------------------------------
@@ -174,6 +185,8 @@ constexpr int LEN_MAX = 24;      // code points; longer segments use the last le
 constexpr int N_TYPES = 6;       // word types: LATIN, PUNCT, CYR, GREEK, OTHER, HAN(unused in tables)
 constexpr int N_CASE = 4;        // lower, Capitalised, UPPER, mixed
 constexpr int N_KIND = 2;        // plain miss, "body without the space is a piece"
+constexpr int N_WORD_TYPES = 5;  // types with a miss table (not han)
+constexpr int MISS_BINS = 8;     // bins of the per-text miss rate for miss_scale
 
 static inline int word_type(uint8_t cls) {
     switch (cls) {
@@ -215,6 +228,7 @@ struct Model {
     std::array<uint32_t, N_TYPES * 2> hit_cost{};  // segment that is a piece, per (type, space)
     std::vector<uint16_t> miss_cost;        // MISS_SIZE
     uint32_t han_scale = FIX;               // correction on greedy Han matching (x/256)
+    std::array<uint32_t, N_WORD_TYPES * MISS_BINS> miss_scale{};  // x/256 by (type, miss-rate bin)
 
     bool cp_single(uint32_t cp) const noexcept {
         if (cp < 0x10000) return (cp_bitmap[cp >> 6] >> (cp & 63)) & 1;
@@ -239,9 +253,12 @@ struct SegmentInfo {
     uint8_t miss_kind;       // 0/1
     uint8_t len;             // code points (capped LEN_MAX), or ws run length (capped WS_MAX)
     uint32_t cost;           // FIX units
+    uint8_t counted = 0;     // counted as a word of its type for the miss rate
+    uint8_t scaled = 0;      // a miss whose cost is scaled by miss_scale
 };
-// Runs the same segmentation and pricing as estimate() and calls back per segment.
+// Runs the same segmentation and pricing as estimate() (scalar kernel), records every segment
+// (SegmentInfo::cost of a word miss is before miss_scale) and returns the estimate (FIX units).
 // Used by calibration; slow path (std::vector).
-void explain(const Model& m, const char* p, size_t n, std::vector<SegmentInfo>& out);
+uint64_t explain(const Model& m, const char* p, size_t n, std::vector<SegmentInfo>& out);
 
 }  // namespace tlb::tokens

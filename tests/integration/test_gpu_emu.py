@@ -229,7 +229,8 @@ def main():
     print("real-time: ttft %.1f ms (profile %.1f), itl %.2f ms (profile %.2f)" %
           (ttft * 1e3, want_ttft * 1e3, itl * 1e3, want_itl * 1e3))
     check(abs(itl - want_itl) <= 0.05 * want_itl, "real-time decode rate within 5% of profile")
-    check(ttft >= want_ttft * 0.95 and ttft <= want_ttft * 1.10 + 0.010,
+    # Lower bound is strict (the model never runs early); the upper bound allows host scheduling delay.
+    check(ttft >= want_ttft * 0.95 and ttft <= want_ttft * 1.10 + 0.025,
           "real-time TTFT matches profile (%.1f ms vs %.1f ms)" % (ttft * 1e3, want_ttft * 1e3))
 
     # --- completions via curl (stream and not) ---------------------------------------------

@@ -145,7 +145,7 @@ void fill_syn(const TcpCb& cb, const TcpConfig& cfg, uint8_t* opt_buf, net::TcpS
 // Data segment from the sender: a header mbuf `hdr` (empty, from a direct pool) gets Ethernet +
 // IPv4 + TCP; the payload [seg.seq, seg.seq+seg.len) of `q` (queue offset = seq - base_seq) is
 // attached as indirect clones from `clone_pool` (zero-copy) or, when clone_pool is null, copied
-// into `hdr`'s tailroom. Software checksums (the chain's L4 sum via rte_ipv4_udptcp_cksum_mbuf).
+// into `hdr`'s tailroom. Software checksums (the chain is summed piece by piece, odd offsets swapped).
 // Returns 0, or -1 (allocation failure / no room: hdr unchanged and still the caller's).
 int build_data_segment(rte_mbuf* hdr, TcpCb& cb, const SendState::Segment& seg,
                        const MbufQueue& q, uint32_t base_seq, uint32_t buffered,

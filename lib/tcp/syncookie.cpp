@@ -123,7 +123,6 @@ bool SynCookies::check(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t 
     uint64_t e = (low & 1) == (_epoch & 1) ? _epoch : _epoch - 1;
     if (mac24(e, saddr, daddr, sport, dport, isn, low) != (cookie >> 8)) return false;
     uint8_t mi = low >> 5, ws = (low >> 1) & 0xf;
-    if (ws != 15 && ws > 14) return false;
     if (out) {
         out->mss = MSS_TABLE[mi];
         out->wscale = ws == 15 ? NO_WSCALE : int8_t(ws);

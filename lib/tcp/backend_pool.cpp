@@ -115,6 +115,7 @@ void BackendPool::release(BackendConn* b, uint64_t now_us) {
     b->client = HANDLE_INVALID;
     b->src = nullptr;
     b->phase = BackendPhase::IDLE;
+    if (b->cb.tx.all_acked()) _wheel.cancel(&b->rto);  // nothing left to retransmit
     idle_push(pb, b);
     b->deadline.kind = TIMER_BACKEND_IDLE;
     _wheel.arm(&b->deadline, now_us + _cfg.idle_timeout_us);

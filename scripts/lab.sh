@@ -43,7 +43,8 @@ die() { echo "lab: $*" >&2; exit 1; }
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (network namespaces)"; }
 
-ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+# No `cmd | grep -q` under pipefail: grep's early exit can fail the pipeline with SIGPIPE.
+ns_exists() { [ -e "/run/netns/$1" ]; }
 link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
 ns_link_exists() { ip -n "$1" link show dev "$2" >/dev/null 2>&1; }
 
@@ -106,7 +107,7 @@ cmd_up() {
   done
   make_pair "$IF_C0" "$NS_CLIENT" "$IF_C1"
   make_pair "$IF_G0" "$NS_GPU" "$IF_G1"
-  ip -n "$NS_CLIENT" -4 addr show dev "$IF_C1" | grep -q "inet $CLIENT_ADDR" ||
+  [[ "$(ip -n "$NS_CLIENT" -4 addr show dev "$IF_C1")" == *"inet $CLIENT_ADDR"* ]] ||
     ip -n "$NS_CLIENT" addr add "$CLIENT_ADDR" dev "$IF_C1"
   ensure_gpu_addrs "$DEFAULT_GPU_ADDRS"
   mkdir -p "$LAB_RUN"

@@ -143,6 +143,7 @@ struct Conn {
   bool dirty = false;
   bool dead = false;
   double hold_until = 0;  // engine time; output is not written before this (stall faults)
+  double last_active = 0;  // engine time of the last request or response byte (idle timeout)
 };
 
 class Server : public Listener {
@@ -181,6 +182,10 @@ class Server : public Listener {
                    5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}};
   Histogram _e2e{{0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
                   60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}};
+  Histogram _tpot{{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0,
+                   7.5, 10.0, 20.0, 40.0, 80.0}};
+  Histogram _queue{{0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
+                    60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}};
   uint64_t _success_length = 0, _success_stop = 0;
   uint64_t _http_requests = 0;
   uint64_t _aborted_client = 0, _aborted_fault = 0;
@@ -190,6 +195,8 @@ class Server : public Listener {
   uint64_t _conns_accepted = 0;
   double _lag_sum = 0, _lag_max = 0;
   uint64_t _lag_n = 0;
+  double _next_sweep = 0;
+  uint64_t _idle_closed = 0;
 
   double now() const { return mono_now() - _t0; }
   bool setup(std::string* err);
@@ -384,6 +391,7 @@ bool Server::setup(std::string* err) {
 void Server::arm_timer() {
   double next = _engine->next_event_time();
   for (Conn* c : _held) next = std::min(next, c->hold_until);
+  if (_o.idle_timeout_s > 0) next = std::min(next, _next_sweep);
   if (next == _armed) return;
   _armed = next;
   itimerspec its{};
@@ -486,6 +494,23 @@ int Server::run() {
       if (!c->dead) flush(c);
     }
     _dirty.clear();
+    // Keep-alive timeout (uvicorn, in front of vLLM, closes idle connections after 5 s):
+    // a coarse sweep, at most one per quarter of the timeout.
+    if (_o.idle_timeout_s > 0 && t >= _next_sweep) {
+      std::vector<Conn*> idle;
+      for (auto& kv : _conns) {
+        Conn* c = kv.second;
+        if (!c->act && c->out_off >= c->out.size() && c->in_off >= c->in.size() &&
+            t - c->last_active >= _o.idle_timeout_s)
+          idle.push_back(c);
+      }
+      for (Conn* c : idle) {
+        shutdown(c->fd, SHUT_WR);
+        close_conn(c, false);
+        ++_idle_closed;
+      }
+      _next_sweep = t + _o.idle_timeout_s / 4;
+    }
     for (Conn* c : _graveyard) delete c;
     _graveyard.clear();
   }
@@ -512,6 +537,7 @@ void Server::accept_all() {
     Conn* c = new Conn();
     c->fd = fd;
     c->serial = ++_next_serial;
+    c->last_active = now();
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
     c->peer = std::string(ip) + ":" + std::to_string(ntohs(sa.sin_port));
@@ -570,6 +596,7 @@ void Server::on_readable(Conn* c) {
   for (;;) {
     ssize_t n = read(c->fd, buf, sizeof buf);
     if (n > 0) {
+      c->last_active = now();
       c->in.append(buf, static_cast<size_t>(n));
       if (c->in.size() - c->in_off > MAX_BODY + (1u << 20)) {
         close_conn(c, true);
@@ -932,6 +959,7 @@ void Server::flush(Conn* c) {
   }
   c->out.clear();
   c->out_off = 0;
+  c->last_active = now();
   if (c->epollout) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
@@ -1060,6 +1088,9 @@ void Server::on_finished(const RequestStats& s) {
   }
   _ttft.observe(s.first_token_time - s.submit_time);
   _e2e.observe(s.end_time - s.submit_time);
+  _queue.observe(s.first_scheduled_time - s.submit_time);
+  if (s.generated_tokens > 1)
+    _tpot.observe((s.end_time - s.first_token_time) / (s.generated_tokens - 1));
   log_request(a, c, "finished", &s, 0);
   _by_req.erase(s.id);
   c->act.reset();
@@ -1148,6 +1179,8 @@ std::string Server::metrics_text() {
   }
   hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", _ttft);
   hist("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.", _e2e);
+  hist("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.", _tpot);
+  hist("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", _queue);
   counter("gpuemu_busy_gpu_seconds_total", "GPU-seconds the emulated engine spent in steps (busy time x GPUs).",
           _engine->busy_gpu_seconds());
   counter("gpuemu_busy_cost_usd_total", "Busy GPU-seconds times the profile's price.",
@@ -1163,6 +1196,8 @@ std::string Server::metrics_text() {
   counter("gpuemu_connections_total", "TCP connections accepted.", double(_conns_accepted));
   gauge("gpuemu_connections_open", "Open TCP connections.", double(_conns.size()));
   counter("gpuemu_engine_steps_total", "Engine steps executed.", double(k.steps));
+  counter("gpuemu_idle_closed_connections_total", "Keep-alive connections closed by --idle-timeout.",
+          double(_idle_closed));
   {
     static const int codes[6] = {400, 404, 405, 413, 429, 503};
     m += "# HELP gpuemu_http_errors_total Error responses sent, by status.\n"

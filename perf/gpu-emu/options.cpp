@@ -156,6 +156,7 @@ const char* usage_text() {
          "               [--spm MODEL] [--seed N] [--fault SPEC] [--output-dist SPEC]\n"
          "               [--profiles-dir DIR] [--log FILE] [--quiet] [--max-waiting N]\n"
          "               [--shed-status 429|503] [--default-max-tokens N] [--max-num-seqs N]\n"
+         "               [--idle-timeout DUR]\n"
          "  fault SPEC: refuse:P[:STATUS],close:P,reset:P,reset-mid-stream:P,stall:P:DUR,\n"
          "              stall-mid-stream:P:DUR   (e.g. reset-mid-stream:0.1,stall:0.05:5s)\n"
          "  output-dist SPEC: max | fixed:N | uniform:A:B | exp:MEAN | lognormal:MEDIAN:SIGMA\n"
@@ -243,6 +244,11 @@ int parse_options(int argc, char** argv, Options& o, std::string* err) {
       }
     } else if (a == "--default-max-tokens") {
       o.default_max_tokens = static_cast<uint32_t>(std::max(1, std::atoi(v.c_str())));
+    } else if (a == "--idle-timeout") {
+      if (!to_duration(v, o.idle_timeout_s)) {
+        *err = "--idle-timeout wants a duration (5s, 500ms)";
+        return -1;
+      }
     } else if (a == "--max-num-seqs") {
       o.max_num_seqs = static_cast<uint32_t>(std::max(0, std::atoi(v.c_str())));
     } else {

@@ -49,6 +49,7 @@ struct Options {
   std::string log_path;
   bool quiet = false;
   int max_waiting = -1;  // shed load when this many requests wait (-1 = never)
+  double idle_timeout_s = 0;  // close keep-alive connections idle this long (0 = never)
   int shed_status = 429;
   uint32_t default_max_tokens = 256;
   uint32_t max_num_seqs = 0;  // override the profile (0 = keep)

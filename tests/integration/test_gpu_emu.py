@@ -465,6 +465,41 @@ def main():
     else:
         check(False, "fortunes corpus / spm_train missing for the spm check")
 
+    # --- command line validation -------------------------------------------------------------
+    for bad, why in [(["--fault", "bogus:0.5"], "unknown fault kind"),
+                     (["--fault", "stall:0.5"], "needs a duration"),
+                     (["--fault", "refuse:1.5"], "probability"),
+                     (["--output-dist", "uniform:9:3"], "bad --output-dist"),
+                     (["--profile", "no-such-profile"], "cannot open profile")]:
+        args = [BIN, "--listen", "127.0.0.1:%d" % free_port(), "--profile", "l4-8b", "--model", "m",
+                "--profiles-dir", PROFILES] + bad
+        pr = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        check(pr.returncode != 0 and why in pr.stderr, "rejects %s (%s)" % (bad, pr.stderr.strip()[:80]))
+    pr = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=20)
+    check(pr.returncode == 0 and "--fault" in pr.stdout, "--help prints usage")
+
+    # --- no max_tokens: --default-max-tokens caps the output; --idle-timeout -------------------
+    e = Emu("defmax", profile="h100-8b", extra=["--default-max-tokens", "9", "--idle-timeout", "300ms"])
+    s = socket.create_connection(("127.0.0.1", e.port), timeout=10)
+    b = json.dumps({"model": "llama-test", "messages": [{"role": "user", "content": "x"}]}).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b))
+    t1 = time.monotonic()
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    idle = time.monotonic() - t1
+    s.close()
+    check(b'"completion_tokens":9' in data, "default max tokens applies")
+    check(0.25 <= idle <= 2.0, "idle keep-alive connection closed by --idle-timeout (%.2f s)" % idle)
+    _, m = e.metrics()
+    check(m["gpuemu_idle_closed_connections_total"] >= 1, "idle close counted")
+    check(m["vllm:time_per_output_token_seconds_count"] == 1 and m["vllm:request_queue_time_seconds_count"] == 1,
+          "TPOT and queue-time histograms observed")
+    e.stop()
+
     emu.stop()
     print("%d checks, %d failed" % (CHECKS, len(FAILS)))
     return 1 if FAILS else 0

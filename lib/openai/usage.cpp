@@ -122,6 +122,24 @@ void UsageScanner::reset() noexcept {
 void UsageScanner::feed(const uint8_t* p, size_t n) noexcept {
     static constexpr char KEY[] = "usage";
     for (size_t i = 0; i < n; ++i) {
+        // Fast path inside an ordinary string (not a depth-1 key, not escaped): jump to the next
+        // quote or backslash. Most bytes of a response are string contents.
+        if (_in_string && !_escape && !_key_string) {
+            size_t j = i;
+            while (j < n && p[j] != '"' && p[j] != '\\') ++j;
+            if (_capturing && j > i) {
+                size_t take = j - i;
+                if (_len + take > CAPTURE_MAX) {
+                    _capturing = false;
+                    _overflow = true;
+                } else {
+                    std::memcpy(_buf + _len, p + i, take);
+                    _len += take;
+                }
+            }
+            i = j;
+            if (i == n) break;
+        }
         const uint8_t c = p[i];
         if (_capturing) {
             if (_len < CAPTURE_MAX) {

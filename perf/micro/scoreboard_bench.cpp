@@ -19,7 +19,8 @@ std::unique_ptr<Scoreboard> make(uint32_t backends, uint32_t workers) {
     std::string err;
     for (uint32_t i = 0; i < backends; ++i) {
         BackendSpec s;
-        s.name = "gpu" + std::to_string(i);
+        s.name = "gpu";
+        s.name += std::to_string(i);
         s.models = {"m"};
         sb->add_backend(s, &err);
     }

@@ -234,7 +234,8 @@ bool make_scenario(const std::string& name, uint32_t n, uint64_t seed, double ra
             int turns = turns_d(sizes);
             uint32_t ctx = lognormal(sizes, 1000, 0.6, 300, 3000);
             double t = start;
-            std::string group = "conv-" + std::to_string(conv++);
+            std::string group = "conv-";
+            group += std::to_string(conv++);
             uint32_t prev = 0;
             for (int k = 0; k < turns && out.size() < n; ++k) {
                 TraceRequest r;

@@ -505,7 +505,8 @@ TEST(PolicyWithScoreboard, SnapshotDrivesDecisions) {
     std::string err;
     for (int i = 0; i < 3; ++i) {
         BackendSpec s;
-        s.name = "gpu" + std::to_string(i);
+        s.name = "gpu";
+        s.name += std::to_string(i);
         s.models = {"m"};
         s.profile.prefill_tps = 10000;
         s.profile.decode_tps = 50;

@@ -44,8 +44,15 @@ bool load_fleet(const std::string& path, const std::string& profiles_dir, Fleet&
         if (auto* tg = (*b)["tags"].as_array())
             for (auto& x : *tg) fb.tags.push_back(x.value_or(std::string()));
         fb.trust_zone = (*b)["trust_zone"].value_or(std::string("default"));
+        // `profile = "h100-8b"` (fleet files) or, as in tokenlb.toml, `profile_name = "h100-8b"`
+        // next to a [backends.profile] table of routing numbers (which the simulator derives
+        // from the GPU profile itself).
         fb.profile_name = (*b)["profile"].value_or(std::string());
-        if (fb.profile_name.empty()) { *err = where + ".profile: missing"; return false; }
+        if (fb.profile_name.empty()) fb.profile_name = (*b)["profile_name"].value_or(std::string());
+        if (fb.profile_name.empty()) {
+            *err = where + ".profile: missing (a conf/profiles name)";
+            return false;
+        }
         std::string perr;
         std::string ppath = gpumodel::profile_path(fb.profile_name, profiles_dir);
         if (!gpumodel::load_profile(ppath, fb.profile, &perr)) {
@@ -66,7 +73,9 @@ bool load_fleet(const std::string& path, const std::string& profiles_dir, Fleet&
         }
     }
     if (out.backends.size() > 64) { *err = path + ": more than 64 backends"; return false; }
-    if (auto* al = t["aliases"].as_array()) {
+    auto* al = t["aliases"].as_array();
+    if (!al) al = t["policy"]["aliases"].as_array();  // tokenlb.toml: [[policy.aliases]]
+    if (al) {
         for (auto& node : *al) {
             auto* a = node.as_table();
             if (!a) continue;

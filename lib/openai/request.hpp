@@ -35,6 +35,14 @@ constexpr size_t PADDING = 64;  // == SIMDJSON_PADDING (checked in request.cpp)
 
 enum class Endpoint : uint8_t { CHAT_COMPLETIONS, COMPLETIONS };
 
+// The endpoint a request path names; false for paths this library does not extract from.
+// The query string must already be stripped (http::RequestParser::path() does).
+inline bool endpoint_for_path(std::string_view path, Endpoint& out) noexcept {
+    if (path == "/v1/chat/completions") { out = Endpoint::CHAT_COMPLETIONS; return true; }
+    if (path == "/v1/completions") { out = Endpoint::COMPLETIONS; return true; }
+    return false;
+}
+
 enum class Role : uint8_t { NONE = 0, SYSTEM, DEVELOPER, USER, ASSISTANT, TOOL, FUNCTION, OTHER };
 
 // Where a piece of prompt text came from.

@@ -421,6 +421,16 @@ TEST(OpenAiExtract, PaddingIsBorrowedAndRestoredAndDoesNotChangeTheVerdict) {
     for (size_t i = 2; i < verdicts.size(); ++i) EXPECT_EQ(verdicts[i], verdicts[i % 2]) << i;
 }
 
+TEST(OpenAiExtract, EndpointForPath) {
+    Endpoint ep = Endpoint::COMPLETIONS;
+    EXPECT_TRUE(endpoint_for_path("/v1/chat/completions", ep));
+    EXPECT_EQ(ep, Endpoint::CHAT_COMPLETIONS);
+    EXPECT_TRUE(endpoint_for_path("/v1/completions", ep));
+    EXPECT_EQ(ep, Endpoint::COMPLETIONS);
+    EXPECT_FALSE(endpoint_for_path("/v1/models", ep));
+    EXPECT_FALSE(endpoint_for_path("/v1/chat/completions/", ep));
+}
+
 // ---- model rewrite --------------------------------------------------------------------------
 
 TEST(OpenAiRewrite, ReplacesOnlyTheModelValue) {

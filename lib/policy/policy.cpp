@@ -156,6 +156,17 @@ uint64_t eligible(const RequestFeatures& f, const View& v, Reason* why) {
     return m;
 }
 
+void set_prefix_points(RequestFeatures& f, const uint64_t* block_hashes, uint32_t n_blocks,
+                       float tokens_per_block) {
+    uint32_t blocks[MAX_PREFIX_POINTS];
+    uint32_t n = prefix_point_blocks(n_blocks, blocks);
+    for (uint32_t i = 0; i < n; ++i) {
+        f.prefix_hash[i] = block_hashes[blocks[i] - 1];
+        f.prefix_tokens[i] = static_cast<uint32_t>(static_cast<float>(blocks[i]) * tokens_per_block);
+    }
+    f.n_prefix = n;
+}
+
 uint32_t expected_output(const Params& p, const RequestFeatures& f, const View& v) {
     if (f.expected_output_tokens) return f.expected_output_tokens;
     float typical = f.model < scoreboard::MAX_MODELS ? v.typical_output[f.model] : 0.0f;

@@ -77,6 +77,12 @@ struct RequestFeatures {
     uint32_t prefix_tokens[MAX_PREFIX_POINTS] = {};  // ... tokens, strictly ascending
 };
 
+// Fill f's prefix points from a prompt's chained block hashes (block_hashes[i] covers the first
+// i+1 blocks, as the understand step's prefix fingerprint produces them): points at the blocks
+// chosen by prefix_point_blocks(), each covering (block count x tokens_per_block) tokens.
+void set_prefix_points(RequestFeatures& f, const uint64_t* block_hashes, uint32_t n_blocks,
+                       float tokens_per_block);
+
 struct Params {
     Kind kind = Kind::TokenAware;
     Objective objective = Objective::Ttft;

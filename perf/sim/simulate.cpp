@@ -320,15 +320,9 @@ private:
             if (id >= 0) f.required_tags |= 1ull << id;
         }
         f.request_hash = static_cast<uint64_t>(idx) * 0x9e3779b97f4a7c15ull + 1;
-        if (!_chain.empty()) {
-            uint32_t blocks[policy::MAX_PREFIX_POINTS];
-            uint32_t n = policy::prefix_point_blocks(static_cast<uint32_t>(_chain.size()), blocks);
-            for (uint32_t i = 0; i < n; ++i) {
-                f.prefix_hash[i] = _chain[blocks[i] - 1];
-                f.prefix_tokens[i] = blocks[i] * _content.block_tokens();
-            }
-            f.n_prefix = n;
-        }
+        if (!_chain.empty())
+            policy::set_prefix_points(f, _chain.data(), static_cast<uint32_t>(_chain.size()),
+                                      static_cast<float>(_content.block_tokens()));
     }
 
     void route(uint32_t idx, double now) {

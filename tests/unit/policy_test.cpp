@@ -420,6 +420,20 @@ TEST(PolicyPrefix, PointBlocksGolden) {
     for (uint32_t i = 1; i < n; ++i) EXPECT_GT(b[i], b[i - 1]);
 }
 
+TEST(PolicyPrefix, SetPrefixPointsFromBlockHashes) {
+    uint64_t h[12];
+    for (int i = 0; i < 12; ++i) h[i] = 100 + i;
+    RequestFeatures f;
+    set_prefix_points(f, h, 12, 64.0f);  // 256-byte blocks at ~4 bytes per token
+    ASSERT_EQ(f.n_prefix, 4u);           // blocks 4, 6, 9, 12
+    EXPECT_EQ(f.prefix_hash[0], 103u);
+    EXPECT_EQ(f.prefix_tokens[0], 256u);
+    EXPECT_EQ(f.prefix_hash[3], 111u);
+    EXPECT_EQ(f.prefix_tokens[3], 768u);
+    set_prefix_points(f, h, 0, 64.0f);
+    EXPECT_EQ(f.n_prefix, 0u);
+}
+
 TEST(PolicyPrefix, DirectoryForgetsAfterKvTurnover) {
     View v = make_view(std::vector<Row>(2));  // kv capacity 100000 tokens
     PrefixDirectory dir(1024);

@@ -505,8 +505,12 @@ TEST(TimerWheel, CancelRearmAndRearmFromCallback) {
     for (uint64_t now = 0; now <= 40000; now += 1000) {
         a_last = now;
         w.advance(now, fire);
-        if (now == 4000) EXPECT_EQ(a_fired, 0);
-        if (now == 8000) EXPECT_EQ(c_fired, 0);
+        if (now == 4000) {
+            EXPECT_EQ(a_fired, 0);
+        }
+        if (now == 8000) {
+            EXPECT_EQ(c_fired, 0);
+        }
     }
     EXPECT_EQ(a_fired, 3);
     EXPECT_EQ(c_fired, 1);
@@ -1071,7 +1075,9 @@ TEST(DataSegment, ZeroCopyAndCopyBuildValidSegments) {
             rte_mbuf* h = rte_pktmbuf_alloc(g_pool);
             ASSERT_EQ(build_data_segment(h, cb, s, q, cb.tx.data_base(), 0, mode ? nullptr : g_pool,
                                          src, dst), 0);
-            if (mode == 0) EXPECT_EQ(h->nb_segs > 1, true);
+            if (mode == 0) {
+                EXPECT_EQ(h->nb_segs > 1, true);
+            }
             Frame f = frame_from_mbuf(h);
             EXPECT_TRUE(f.checksums_ok()) << "mode " << mode << " seq " << s.seq;
             EXPECT_EQ(f.th.seq, s.seq);
@@ -1847,7 +1853,9 @@ TEST(ConnInput, RandomHostileSegmentsKeepInvariants) {
         bool fin_seen = cb.state == TcpState::CLOSE_WAIT || cb.state == TcpState::LAST_ACK ||
                         cb.state == TcpState::CLOSING || cb.state == TcpState::TIME_WAIT ||
                         (cb.state == TcpState::CLOSED && false);
-        if (cb.state != TcpState::CLOSED) EXPECT_EQ(delivered + (fin_seen ? 1 : 0), span) << seed;
+        if (cb.state != TcpState::CLOSED) {
+            EXPECT_EQ(delivered + (fin_seen ? 1 : 0), span) << seed;
+        }
         total_delivered += delivered;
         total_challenges += c.rst_challenged + c.seg_syn_in_window;
         total_ooo += c.rx_ooo_held + c.rx_ooo_overflow;

@@ -136,8 +136,8 @@ std::unique_ptr<Classifier> Classifier::load_sources(const std::vector<Source>& 
 
 bool Classifier::compile(std::string* error) {
     _hot.resize(_rules.size());
-    std::vector<const char*> exprs;
-    std::vector<unsigned> flags, ids;
+    std::vector<const char*> exprs, exprs_d;
+    std::vector<unsigned> flags, ids, flags_d, ids_d;
     std::vector<size_t> expr_rule;
     for (size_t i = 0; i < _rules.size(); ++i) {
         const Rule& r = _rules[i];
@@ -151,20 +151,30 @@ bool Classifier::compile(std::string* error) {
         unsigned f = r.hs_flags;
         if (r.confirm != Confirm::NONE) f |= HS_FLAG_SOM_LEFTMOST;  // the check needs the start
         else if (r.min_count == 1) f |= HS_FLAG_SINGLEMATCH;      // first match decides
-        exprs.push_back(r.pattern.c_str());
-        flags.push_back(f);
-        ids.push_back(static_cast<unsigned>(i));
         expr_rule.push_back(i);
+        if (r.needs_digits) {
+            exprs_d.push_back(r.pattern.c_str());
+            flags_d.push_back(f);
+            ids_d.push_back(static_cast<unsigned>(i));
+            _digits_gate = _digits_gate == 0 ? r.needs_digits : std::min(_digits_gate, r.needs_digits);
+        } else {
+            exprs.push_back(r.pattern.c_str());
+            flags.push_back(f);
+            ids.push_back(static_cast<unsigned>(i));
+        }
     }
-    if (exprs.empty()) return true;
+    if (expr_rule.empty()) return true;
 
     // Check each expression alone first: Hyperscan's multi-compile reports the failing index, but
     // per-expression compiles give the precise message for that pattern (and cost only start-up).
-    for (size_t k = 0; k < exprs.size(); ++k) {
+    for (size_t k = 0; k < expr_rule.size(); ++k) {
+        const Rule& rk = _rules[expr_rule[k]];
+        unsigned fk = rk.hs_flags;
+        if (rk.confirm != Confirm::NONE) fk |= HS_FLAG_SOM_LEFTMOST;
         hs_expr_info_t* info = nullptr;
         hs_compile_error_t* cerr = nullptr;
-        if (hs_expression_info(exprs[k], flags[k], &info, &cerr) != HS_SUCCESS) {
-            const Rule& r = _rules[expr_rule[k]];
+        if (hs_expression_info(rk.pattern.c_str(), fk, &info, &cerr) != HS_SUCCESS) {
+            const Rule& r = rk;
             set(error, r.file + ":" + std::to_string(r.line) + ": bad pattern /" + r.pattern + "/: " +
                            (cerr && cerr->message ? cerr->message : "unknown error"));
             hs_free_compile_error(cerr);
@@ -180,29 +190,36 @@ bool Classifier::compile(std::string* error) {
         }
     }
 
-    hs_compile_error_t* cerr = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
-                         HS_MODE_BLOCK, nullptr, &_db, &cerr) != HS_SUCCESS) {
-        std::string where = "rules";
-        if (cerr && cerr->expression >= 0 && static_cast<size_t>(cerr->expression) < expr_rule.size()) {
-            const Rule& r = _rules[expr_rule[static_cast<size_t>(cerr->expression)]];
-            where = r.file + ":" + std::to_string(r.line) + ": pattern /" + r.pattern + "/";
+    auto build = [&](std::vector<const char*>& ex, std::vector<unsigned>& fl, std::vector<unsigned>& id,
+                     hs_database*& db) {
+        if (ex.empty()) return true;
+        hs_compile_error_t* cerr = nullptr;
+        if (hs_compile_multi(ex.data(), fl.data(), id.data(), static_cast<unsigned>(ex.size()), HS_MODE_BLOCK,
+                             nullptr, &db, &cerr) != HS_SUCCESS) {
+            std::string where = "rules";
+            if (cerr && cerr->expression >= 0 && static_cast<size_t>(cerr->expression) < id.size()) {
+                const Rule& r = _rules[id[static_cast<size_t>(cerr->expression)]];
+                where = r.file + ":" + std::to_string(r.line) + ": pattern /" + r.pattern + "/";
+            }
+            set(error, where + ": " + (cerr && cerr->message ? cerr->message : "compile failed"));
+            hs_free_compile_error(cerr);
+            db = nullptr;
+            return false;
         }
-        set(error, where + ": " + (cerr && cerr->message ? cerr->message : "compile failed"));
-        hs_free_compile_error(cerr);
-        _db = nullptr;
-        return false;
-    }
-    if (hs_alloc_scratch(_db, &_proto) != HS_SUCCESS) {
-        set(error, "rules: cannot allocate Hyperscan scratch");
-        return false;
-    }
-    return true;
+        // One scratch serves both databases (Hyperscan grows it to fit each).
+        if (hs_alloc_scratch(db, &_proto) != HS_SUCCESS) {
+            set(error, "rules: cannot allocate Hyperscan scratch");
+            return false;
+        }
+        return true;
+    };
+    return build(exprs, flags, ids, _db) && build(exprs_d, flags_d, ids_d, _db_digits);
 }
 
 Classifier::~Classifier() {
     if (_proto) hs_free_scratch(_proto);
     if (_db) hs_free_database(_db);
+    if (_db_digits) hs_free_database(_db_digits);
 }
 
 int Classifier::tag_bit(std::string_view name) const noexcept {
@@ -227,9 +244,10 @@ std::string Classifier::format(TagSet tags) const {
 }
 
 size_t Classifier::database_bytes() const noexcept {
-    size_t n = 0;
+    size_t n = 0, m = 0;
     if (_db && hs_database_size(_db, &n) != HS_SUCCESS) n = 0;
-    return n;
+    if (_db_digits && hs_database_size(_db_digits, &m) != HS_SUCCESS) m = 0;
+    return n + m;
 }
 
 // ---- scanning ------------------------------------------------------------------------------
@@ -274,22 +292,15 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
         return 0;
     }
     std::fill(_counts.begin(), _counts.end(), 0u);
-    const bool scripts = !_c->_script_rules.empty();
+    // The SIMD pass first: script rules need its counts, and the digit-gated database is scanned
+    // only when the whole text has enough digits.
+    if (!_c->_script_rules.empty() || _c->_db_digits)
+        for (size_t i = 0; i < n; ++i)
+            count_scripts(reinterpret_cast<const uint8_t*>(spans[i].data()), spans[i].size(), _scripts);
+    const bool digits = _c->_db_digits && _scripts.digits >= _c->_digits_gate;
     for (size_t i = 0; i < n; ++i) {
-        const char* p = spans[i].data();
-        size_t len = spans[i].size();
-        if (len == 0) continue;
-        if (scripts) count_scripts(reinterpret_cast<const uint8_t*>(p), len, _scripts);
-        if (!_c->_db) continue;
-        // hs_scan takes an unsigned int length; texts are bounded by the body limit (MBs), but a
-        // longer span is scanned in pieces rather than truncated silently.
-        while (len > 0) {
-            const unsigned chunk = len > (1u << 30) ? (1u << 30) : static_cast<unsigned>(len);
-            _cur = p;
-            if (hs_scan(_c->_db, p, chunk, 0, _scratch, &Scanner::on_match, this) != HS_SUCCESS) ++_errors;
-            p += chunk;
-            len -= chunk;
-        }
+        if (_c->_db) scan_db(_c->_db, spans[i].data(), spans[i].size());
+        if (digits) scan_db(_c->_db_digits, spans[i].data(), spans[i].size());
     }
     _cur = nullptr;
     for (uint32_t ri : _c->_script_rules) {
@@ -300,6 +311,18 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
             _tags |= _c->_hot[ri].mask;
     }
     return _tags;
+}
+
+void Scanner::scan_db(const hs_database* db, const char* p, size_t len) noexcept {
+    // hs_scan takes an unsigned int length; texts are bounded by the body limit (MBs), but a
+    // longer span is scanned in pieces rather than truncated silently.
+    while (len > 0) {
+        const unsigned chunk = len > (1u << 30) ? (1u << 30) : static_cast<unsigned>(len);
+        _cur = p;
+        if (hs_scan(db, p, chunk, 0, _scratch, &Scanner::on_match, this) != HS_SUCCESS) ++_errors;
+        p += chunk;
+        len -= chunk;
+    }
 }
 
 uint32_t Scanner::tag_matches(uint32_t bit) const noexcept {

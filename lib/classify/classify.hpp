@@ -56,6 +56,7 @@ struct ScriptCounts {
     uint64_t greek = 0;        // lead byte CE-CF: U+0380-U+03FF
     uint64_t arabic = 0;       // lead byte D8-DB: U+0600-U+06FF
     uint64_t cjk = 0;          // lead byte E3-ED: U+3000-U+DFFF (CJK symbols, kana, han, hangul)
+    uint64_t digits = 0;       // ASCII 0-9 (gates the needs_digits= rules)
     uint64_t of(Script s) const noexcept;
     bool operator==(const ScriptCounts&) const = default;
 };
@@ -84,6 +85,7 @@ struct Rule {
     Confirm confirm = Confirm::NONE;
     Script script = Script::NONE;
     double min_fraction = 0;  // script rules
+    uint32_t needs_digits = 0;  // > 0: in the gated database, scanned only with this many digits
 };
 
 class Classifier {
@@ -130,8 +132,10 @@ private:
     std::vector<Rule> _rules;
     std::vector<Hot> _hot;               // parallel to _rules
     std::vector<uint32_t> _script_rules; // indices of script: rules
-    hs_database* _db = nullptr;         // null when there is no regex rule
-    hs_scratch* _proto = nullptr;       // prototype scratch, cloned per Scanner
+    hs_database* _db = nullptr;         // ungated regex rules; null when there are none
+    hs_database* _db_digits = nullptr;  // needs_digits= rules; null when there are none
+    uint32_t _digits_gate = 0;          // smallest needs_digits of those rules
+    hs_scratch* _proto = nullptr;       // prototype scratch (valid for both databases), cloned per Scanner
 };
 
 // One per worker. Construction clones the scratch (control plane).
@@ -165,6 +169,7 @@ private:
     uint64_t _errors = 0;
     uint64_t _confirm_rejects = 0;
     bool _ok = false;
+    void scan_db(const hs_database* db, const char* p, size_t len) noexcept;
     static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
                         void* ctx) noexcept;
 };

@@ -131,13 +131,17 @@ std::string parse_line(std::string_view s, Rule& r) {
             if (v == "luhn") r.confirm = Confirm::LUHN;
             else if (v == "iban") r.confirm = Confirm::IBAN;
             else return "unknown confirm '" + std::string(v) + "' (known: luhn iban)";
+        } else if (k == "needs_digits") {
+            if (r.script != Script::NONE) return "needs_digits= applies to /pattern/ rules only";
+            if (!parse_u32(v, 1, 1000000, r.needs_digits))
+                return "needs_digits must be an integer in [1, 1000000], got '" + std::string(v) + "'";
         } else if (k == "min_fraction") {
             if (r.script == Script::NONE) return "min_fraction= applies to script: rules only";
             if (!parse_fraction(v, r.min_fraction))
                 return "min_fraction must be a number in (0, 1], got '" + std::string(v) + "'";
             have_fraction = true;
         } else {
-            return "unknown option '" + std::string(k) + "' (known: min_count confirm min_fraction)";
+            return "unknown option '" + std::string(k) + "' (known: min_count confirm needs_digits min_fraction)";
         }
     }
     if (r.script != Script::NONE && !have_fraction) return "script: rule needs min_fraction=F";

@@ -23,7 +23,7 @@ inline uint64_t pop(__m256i m) noexcept {
 }  // namespace
 
 void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept {
-    uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0;
+    uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0, digits = 0;
     size_t i = 0;
     const __m256i minus65 = _mm256_set1_epi8(-65);  // 0xBF
     const __m256i x20 = _mm256_set1_epi8(0x20);
@@ -35,7 +35,9 @@ void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept 
                                    static_cast<uint32_t>(_mm256_movemask_epi8(v));  // non-ASCII leads
         const __m256i alpha = in_range(_mm256_or_si256(v, x20), 'a', 'z');
         const __m256i digit = in_range(v, '0', '9');
-        const uint32_t ascii_alnum = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_or_si256(alpha, digit)));
+        const uint32_t digit_mask = static_cast<uint32_t>(_mm256_movemask_epi8(digit));
+        const uint32_t ascii_alnum = static_cast<uint32_t>(_mm256_movemask_epi8(alpha)) | digit_mask;
+        digits += static_cast<uint64_t>(__builtin_popcount(digit_mask));
         cp += pop(not_cont);
         letters += static_cast<uint64_t>(__builtin_popcount(ascii_alnum | lead_mask));
         cyr += pop(in_range(v, 0xD0, 0xD3));
@@ -49,6 +51,7 @@ void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept 
     acc.greek += greek;
     acc.arabic += arabic;
     acc.cjk += cjk;
+    acc.digits += digits;
     if (i < n) count_scripts_scalar(p + i, n - i, acc);
 }
 

@@ -237,7 +237,7 @@ TEST(RuleFiles, ErrorsNameFileAndLine) {
     EXPECT_EQ(load_error("code\n"), "t.rules:1: rule 'code' has no pattern");
     EXPECT_EQ(load_error("code abc\n"), "t.rules:1: expected /pattern/flags or script:NAME after tag 'code'");
     EXPECT_EQ(load_error("code /a/ min_count=0\n"), "t.rules:1: min_count must be an integer in [1, 1000000], got '0'");
-    EXPECT_EQ(load_error("code /a/ color=red\n"), "t.rules:1: unknown option 'color' (known: min_count confirm min_fraction)");
+    EXPECT_EQ(load_error("code /a/ color=red\n"), "t.rules:1: unknown option 'color' (known: min_count confirm needs_digits min_fraction)");
     EXPECT_EQ(load_error("code /a/ confirm=crc\n"), "t.rules:1: unknown confirm 'crc' (known: luhn iban)");
     EXPECT_EQ(load_error("code /a/ min_fraction=0.5\n"), "t.rules:1: min_fraction= applies to script: rules only");
     EXPECT_EQ(load_error("x script:klingon min_fraction=0.5\n"), "t.rules:1: unknown script 'klingon' (known: cjk cyrillic greek arabic)");

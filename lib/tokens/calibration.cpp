@@ -106,7 +106,8 @@ void builtin_model(Model& m) {
             for (int cs = 0; cs < N_CASE; ++cs)
                 for (int kd = 0; kd < N_KIND; ++kd)
                     for (int len = 0; len <= LEN_MAX; ++len) {
-                        double v = std::max(1.0, (len + 0.0) / cpt[ty] + (cs >= 2 ? 0.8 : cs == 1 ? 0.3 : 0.0));
+                        const int cc = cs & 3;
+                        double v = std::max(1.0, (len + 0.0) / cpt[ty] + (cc >= 2 ? 0.8 : cc == 1 ? 0.3 : 0.0));
                         m.miss_cost[miss_index(ty, sp, cs, kd, len)] = uint16_t(to_fix(len == 0 ? 1.0 : v));
                     }
     for (uint32_t cp = 0x4E00; cp < 0xA000; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
@@ -150,9 +151,11 @@ std::string model_to_toml(const Model& m) {
     root.insert("vocab", std::move(vocab));
     std::ostringstream os;
     os << "# tokenlb token-estimator calibration (written by `tokenlb-tokens calibrate`).\n"
-          "# costs are tokens; miss[((((type*2+space)*4+case)*2+kind)*25)+len], type = latin,punct,\n"
-          "# cyrillic,greek,other,han; case = lower,Capital,UPPER,mixed; kind 1 = the body without\n"
-          "# its leading space is a piece; len = code points (24 = 24 or more). See docs/tokens.md.\n";
+          "# costs are tokens; miss[((((type*2+space)*8+case)*10+kind)*25)+len], type = latin,punct,\n"
+          "# cyrillic,greek,other,han; case = lower,Capital,UPPER,mixed (+4: non-ASCII letters);\n"
+          "# kind = longest prefix piece none/3/4/5+ code points, 4 = body without the space is a\n"
+          "# piece, +5 if the last 3 bytes are a piece; len = code points (24 = 24 or more).\n"
+          "# See docs/tokens.md.\n";
     os << toml::toml_formatter(root, toml::toml_formatter::default_flags & ~toml::format_flags::indentation);
     os << "\n";
     return os.str();
@@ -367,6 +370,7 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     Acc ws[WS_MAX + 1], hit[N_TYPES * 2], ctrl, digit, han_actual, han_pred;
     std::map<size_t, Acc> cell;                 // full miss cell
     std::map<size_t, Acc> cell_tsl;             // (type, space, len)
+    std::map<size_t, Acc> cell_tskl;            // (type, space, kind, len)
     std::map<size_t, Acc> cell_tl;              // (type, len)
     Acc type_cpp[N_TYPES];                      // code points per piece for misses, per type
     std::vector<SegmentInfo> segs;
@@ -390,6 +394,7 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                 case 4: {
                     cell[miss_index(s.type, s.space, s.cs, s.miss_kind, s.len)].add(a);
                     cell_tsl[miss_index(s.type, s.space, 0, 0, s.len)].add(a);
+                    cell_tskl[miss_index(s.type, s.space, 0, s.miss_kind, s.len)].add(a);
                     cell_tl[miss_index(s.type, 0, 0, 0, s.len)].add(a);
                     if (s.len < LEN_MAX && a > 0) type_cpp[s.type].add(double(s.len) / a);
                     break;
@@ -427,7 +432,8 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                         };
                         const double p1 = shrink(get(cell_tl, miss_index(ty, 0, 0, 0, len)), prior0, 3.0);
                         const double p2 = shrink(get(cell_tsl, miss_index(ty, sp, 0, 0, len)), p1, 3.0);
-                        const double v = shrink(get(cell, miss_index(ty, sp, cs, kd, len)), p2, 3.0);
+                        const double p3 = shrink(get(cell_tskl, miss_index(ty, sp, 0, kd, len)), p2, 3.0);
+                        const double v = shrink(get(cell, miss_index(ty, sp, cs, kd, len)), p3, 3.0);
                         m.miss_cost[miss_index(ty, sp, cs, kd, len)] = uint16_t(to_fix(v));
                     }
     }

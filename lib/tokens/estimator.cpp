@@ -179,9 +179,37 @@ inline int case_class(uint32_t n_upper, bool first_upper, uint32_t cps) {
     return 3;
 }
 
+// Byte length of the first k code points given the bitmask of code point starts (bit 0 set).
+inline uint32_t prefix_bytes(uint32_t starts, uint32_t k) {
+    for (uint32_t i = 0; i < k; ++i) starts &= starts - 1;
+    return starts ? uint32_t(__builtin_ctz(starts)) : 32;
+}
+
 struct Pricer {
     const Model& m;
     const Text& t;
+
+    // +5 when the last three bytes of a body of at least 5 bytes are a piece (no leading space).
+    int suffix_kind(const uint8_t* q, size_t len) const {
+        if (len < 5) return 0;
+        uint32_t w;
+        std::memcpy(&w, q + len - 4, 4);
+        const uint64_t pw[4] = {uint64_t(w >> 8), 0, 0, 0};
+        return m.set.contains_inline(key_hash_words(pw, 3, false)) ? 5 : 0;
+    }
+
+    // Miss kind 0-3 from the longest prefix piece among 3, 4, 5, 6 code points (see N_KIND).
+    // `starts`: code point starts of the body (bit per byte), cps: its code points.
+    int prefix_kind(const uint8_t* q, uint32_t starts, uint32_t cps, bool space) const {
+        int kind = 0;
+        for (uint32_t k = 3; k <= 6 && k < cps; ++k) {
+            const uint32_t nb = prefix_bytes(starts, k);
+            if (nb > KEY_MAX) break;
+            if (m.set.contains_inline(key_hash(q, nb, space))) kind = k >= 5 ? 3 : int(k) - 2;
+        }
+        return kind;
+    }
+
     // Word misses are summed per type and scaled at the end by how often words of that type
     // missed the vocabulary in this text (Model::miss_scale): a language the vocabulary covers
     // poorly both misses more often and splits its misses into more pieces.
@@ -276,15 +304,26 @@ struct Pricer {
                 if (!f.high) {
                     const uint64_t base = key_hash_base(f.w, len);
                     const bool hit = m.set.contains_inline(key_hash_finish(base, space));
-                    const bool k1 = space && m.set.contains_inline(key_hash_finish(base, false));
-                    const uint32_t nu = popcnt32(f.upper);
-                    const uint32_t n = uint32_t(len);
-                    const int cs = type == 1 || nu == 0 ? 0 : ((f.upper & 1) && nu == 1) ? 1 : (nu == n && n > 1) ? 2 : 3;
-                    const uint32_t mc = miss(type, space, cs, k1, n);
                     ++n_words[type];
-                    n_miss[type] += !hit;
-                    miss_sum[type] += hit ? 0 : mc;
-                    return hit ? m.hit_cost[size_t(type) * 2 + space] : 0;
+                    if (hit) return m.hit_cost[size_t(type) * 2 + space];
+                    const uint32_t n = uint32_t(len);
+                    int kind;
+                    if (space && m.set.contains_inline(key_hash_finish(base, false))) {
+                        kind = KIND_BODY;
+                    } else {
+                        // ASCII: k code points are k bytes; prefixes come from w[0] (k <= 6).
+                        kind = 0;
+                        for (uint32_t k = 3; k <= 6 && k < n; ++k) {
+                            const uint64_t pw[4] = {f.w[0] & ((uint64_t(1) << (8 * k)) - 1), 0, 0, 0};
+                            if (m.set.contains_inline(key_hash_words(pw, k, space))) kind = k >= 5 ? 3 : int(k) - 2;
+                        }
+                    }
+                    kind += suffix_kind(q, len);
+                    const uint32_t nu = popcnt32(f.upper);
+                    const int cs = type == 1 || nu == 0 ? 0 : ((f.upper & 1) && nu == 1) ? 1 : (nu == n && n > 1) ? 2 : 3;
+                    ++n_miss[type];
+                    miss_sum[type] += miss(type, space, cs, kind, n);
+                    return 0;
                 }
                 keyable = true;
             }
@@ -312,7 +351,9 @@ struct Pricer {
                 while (i < len) {
                     uint32_t cp;
                     const uint32_t l = decode_cp(q + i, len - i, cp);
-                    if (cp == 0xFFFFFFFF || (cp >= 0x80 && !m.cp_single(cp))) {
+                    const bool known = cp < 0x10000 ? m.cp_single(cp)
+                                                     : cp != 0xFFFFFFFF && m.set.contains_inline(key_hash(q + i, l, false));
+                    if (!known) {
                         missing_bytes += l;
                         ++missing_cps;
                     } else {
@@ -340,10 +381,15 @@ struct Pricer {
                 }
             }
         }
-        const int cs = type == 1 ? 0 : case_class(n_upper, first_upper, cps);
+        bool any_high = keyable ? f.high != 0 : false;
+        if (!keyable)
+            for (size_t i = 0; i < len; ++i) any_high |= t.p[b + i] >= 0x80;
+        const int cs = type == 1 ? 0 : case_class(n_upper, first_upper, cps) + (any_high ? 4 : 0);
         int kind = 0;
-        if (space && keyable && missing_cps == 0) {
-            if (m.set.contains_inline(key_hash_words(f.w, len, false))) kind = 1;
+        if (keyable && missing_cps == 0) {
+            if (space && m.set.contains_inline(key_hash_words(f.w, len, false))) kind = KIND_BODY;
+            else kind = prefix_kind(q, ~f.cont & (len >= 32 ? 0xFFFFFFFFu : (1u << len) - 1), cps, space);
+            kind += suffix_kind(q, len);
         }
         uint32_t cost;
         if (missing_cps) {

@@ -183,8 +183,15 @@ constexpr uint32_t FIX = 256;
 constexpr int WS_MAX = 64;       // whitespace-only runs longer than this use the last entry
 constexpr int LEN_MAX = 24;      // code points; longer segments use the last length bucket
 constexpr int N_TYPES = 6;       // word types: LATIN, PUNCT, CYR, GREEK, OTHER, HAN(unused in tables)
-constexpr int N_CASE = 4;        // lower, Capitalised, UPPER, mixed
-constexpr int N_KIND = 2;        // plain miss, "body without the space is a piece"
+constexpr int N_CASE = 8;        // lower, Capitalised, UPPER, mixed; +4 if the body has non-ASCII
+                                 // letters (accents break merges: "▁último" splits more than "▁ultimo")
+// Miss kinds: (prefix 0-4) + 5 * suffix. prefix 0-3 = longest piece that is a prefix of the
+// segment (with its leading space) among 3, 4, 5-6 code points: none / 3 / 4 / 5+; 4 = the body
+// without its leading space is a piece. suffix = the last 3 bytes are a piece. How much of a word
+// the vocabulary covers from either end says how it will split: a language the vocabulary covers
+// poorly has short first and last pieces.
+constexpr int N_KIND = 10;
+constexpr int KIND_BODY = 4;
 constexpr int N_WORD_TYPES = 5;  // types with a miss table (not han)
 constexpr int MISS_BINS = 8;     // bins of the per-text miss rate for miss_scale
 

@@ -185,6 +185,27 @@ TEST(Estimator, EveryIsaGivesTheScalarEstimate) {
     }
 }
 
+TEST(Estimator, ExplainPathAgreesWithTheFastPath) {
+    // Calibration fits costs through explain(); the data plane prices through the fast path.
+    std::string toml = tiny_toml(1.0);
+    // Distinct miss costs per cell so a wrong feature on either path changes the sum.
+    std::string arr;
+    for (size_t i = 0; i < MISS_SIZE; ++i) arr += (i ? ", " : "") + std::to_string(1.0 + double(i % 97) / 37.0);
+    const size_t a = toml.find("miss = [");
+    toml.replace(a, toml.find(']', a) - a + 1, "miss = [" + arr + "]");
+    const std::string brace = "\"▁{\"";
+    toml.replace(toml.find(brace), brace.size(), "\"▁hel\", \"▁hell\", \"▁quick\", \"▁qui\", \"▁Прив\", \"▁camel\", \"▁{\"");
+    const Estimator e = Estimator::from_toml(toml);
+    std::mt19937 rng(42);
+    std::vector<SegmentInfo> segs;
+    for (int i = 0; i < 300; ++i) {
+        std::string s = random_text(rng, size_t(rng() % 3000));
+        if (i % 5 == 0) s += " hellooo quickly camelCaseWord Привет helloworld";
+        const uint64_t slow = explain(e.model(), s.data(), s.size(), segs);
+        ASSERT_EQ(slow, e.estimate_fixed(s.data(), s.size())) << i;
+    }
+}
+
 TEST(Estimator, PricesSegmentsFromTheVocabulary) {
     const Estimator e = Estimator::from_toml(tiny_toml(2.5));
     EXPECT_EQ(e.estimate(""), 0u);

@@ -34,6 +34,7 @@ const char* USAGE =
     "usage: tokenlb-sim (--scenario NAME | --trace FILE.jsonl --fleet FILE.toml)\n"
     "                   [--load F] [--requests N] [--policies a,b,...] [--seed N]\n"
     "                   [--csv FILE] [--plot FILE.png] [--conf DIR] [--quiet]\n"
+    "                   [--workers N] [--refresh-us U]   (data-plane workers, View refresh period)\n"
     "scenarios: mixed-fleet mixed-length multi-turn bursty\n"
     "policies:  round_robin random least_requests power_of_two least_tokens prefix_hash\n"
     "           token_aware[:ttft|:e2e|:cost] race2 race3 race2-ttft (raceN, raceN-ttft)\n";
@@ -100,6 +101,8 @@ int main(int argc, char** argv) {
     uint32_t requests = 20000;
     uint64_t seed = 1;
     bool quiet = false;
+    uint32_t workers = 1;
+    double refresh_us = 50;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto val = [&]() -> std::string {
@@ -121,6 +124,8 @@ int main(int argc, char** argv) {
             else if (a == "--plot") png = val();
             else if (a == "--conf") conf = val();
             else if (a == "--quiet") quiet = true;
+            else if (a == "--workers") workers = static_cast<uint32_t>(std::stoul(val()));
+            else if (a == "--refresh-us") refresh_us = std::stod(val());
             else if (a == "-h" || a == "--help") { std::cout << USAGE; return 0; }
             else { std::cerr << "tokenlb-sim: unknown argument " << a << "\n" << USAGE; return 2; }
         } catch (const std::exception&) {
@@ -212,8 +217,14 @@ int main(int argc, char** argv) {
         std::cerr << ", seed " << seed << "\n";
     }
 
+    if (workers < 1 || workers > 16 || refresh_us < 0) {
+        std::cerr << "tokenlb-sim: --workers 1..16, --refresh-us >= 0\n";
+        return 2;
+    }
     SimOptions opt;
     opt.seed = seed;
+    opt.workers = workers;
+    opt.refresh_s = refresh_us * 1e-6;
     std::vector<Result> results;
     for (const auto& s : specs) {
         results.push_back(simulate(fleet, reqs, s, opt));

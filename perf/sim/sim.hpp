@@ -79,6 +79,8 @@ struct Result {
 struct SimOptions {
     uint64_t seed = 1;
     double scrape_interval_s = 1.0;  // /metrics polling period of the control plane
+    uint32_t workers = 1;            // data-plane workers (own View, prefix directory each)
+    double refresh_s = 50e-6;        // how often a worker re-reads the scoreboard into its View
 };
 
 // Saturated throughput (requests/s) of one engine with this request mix (closed loop with

@@ -147,6 +147,15 @@ struct Req {
 
 class Sim;
 
+// One data-plane worker: its own View (refreshed from the scoreboard every refresh interval,
+// plus its own deltas in between), prefix directory and round-robin cursor.
+struct Worker {
+    scoreboard::View view;
+    policy::PrefixDirectory dir{1u << 16};
+    policy::State state;
+    double last_snapshot = -1e300;
+};
+
 struct EngineListener : gpumodel::Listener {
     Sim* sim = nullptr;
     uint32_t backend = 0;
@@ -161,7 +170,11 @@ public:
         const SimOptions& opt)
         : _fleet(fleet), _reqs(reqs), _pol(pol), _opt(opt), _rng(opt.seed),
           _content(fleet.backends.empty() ? 16 : fleet.backends[0].profile.block_tokens) {
-        _sb = scoreboard::Scoreboard::create_private(1);
+        const uint32_t nw = std::clamp<uint32_t>(opt.workers, 1, scoreboard::MAX_WORKERS);
+        _sb = scoreboard::Scoreboard::create_private(nw);
+        _workers.resize(nw);
+        for (auto& w : _workers) w = std::make_unique<Worker>();
+        for (auto& w : _workers) w->state.prefix = &w->dir;
         _listeners.resize(fleet.backends.size());
         for (size_t b = 0; b < fleet.backends.size(); ++b) {
             const auto& fb = fleet.backends[b];
@@ -190,7 +203,6 @@ public:
         }
         _params.kind = pol.race ? policy::Kind::TokenAware : static_cast<policy::Kind>(pol.kind);
         _params.objective = static_cast<policy::Objective>(pol.objective);
-        _state.prefix = &_dir;
         _req_state.resize(reqs.size());
         _copies.reserve(reqs.size() * (pol.race ? pol.race : 1));
     }
@@ -231,6 +243,7 @@ public:
         (void)backend;
         c.first_t = t;
         _sb->on_first_byte(c.ticket);
+        _workers[c.ticket.worker]->view.apply_first_byte(c.backend, static_cast<float>(c.ticket.uncached_prompt_tokens));
         Req& r = _req_state[c.req];
         if (_pol.race == 0) {
             r.ttft_t = t;
@@ -245,7 +258,7 @@ public:
         Copy& c = _copies[s.id];
         c.live = false;
         --_live_copies;
-        _sb->on_complete(c.ticket, s.prompt_tokens, s.generated_tokens);
+        complete(c, s.prompt_tokens, s.generated_tokens);
         learn(backend, c, s);
         Req& r = _req_state[c.req];
         if (r.done) return;  // a loser that finished in the same step as the winner
@@ -263,10 +276,17 @@ public:
         --_live_copies;
         uint32_t prefilled = s.first_scheduled_time != NEVER ? s.prompt_tokens - s.cached_tokens : 0;
         _wasted += prefilled + s.generated_tokens;
-        _sb->on_complete(c.ticket, prefilled, s.generated_tokens);
+        complete(c, prefilled, s.generated_tokens);
     }
 
 private:
+    void complete(Copy& c, uint32_t prompt, uint32_t output) {
+        scoreboard::Ticket t = c.ticket;
+        _workers[t.worker]->view.apply_complete(c.backend, static_cast<float>(t.expected_output_tokens),
+                                               t.first_byte, static_cast<float>(t.uncached_prompt_tokens));
+        _sb->on_complete(c.ticket, prompt, output);
+    }
+
     void cancel_others(uint32_t req, uint32_t winner) {
         const Req& r = _req_state[req];
         for (uint32_t k = 0; k < r.n_copies; ++k) {
@@ -332,11 +352,21 @@ private:
         _content.hashes(tr, idx + 1, _chain);
         policy::RequestFeatures f;
         features(tr, idx, f);
-        _sb->snapshot(_view, static_cast<uint64_t>(now * 1e9));
+        // Connections are pinned to workers: a conversation / prefix group arrives on one
+        // connection (one worker), other requests spread over workers.
+        uint32_t wi = tr.prefix_group.empty()
+                          ? idx % static_cast<uint32_t>(_workers.size())
+                          : static_cast<uint32_t>(std::hash<std::string>{}(tr.prefix_group) % _workers.size());
+        Worker& w = *_workers[wi];
+        if (now - w.last_snapshot >= _opt.refresh_s) {
+            _sb->snapshot(w.view, static_cast<uint64_t>(now * 1e9));
+            w.last_snapshot = now;
+        }
+        scoreboard::View& view = w.view;
 
         auto alias = _aliases.find(tr.model);
         if (alias != _aliases.end()) {
-            policy::ModelChoice mc = policy::select_model(alias->second, _params, f, _view, _state, _rng);
+            policy::ModelChoice mc = policy::select_model(alias->second, _params, f, view, w.state, _rng);
             if (mc.model >= 0) f.model = static_cast<uint32_t>(mc.model);
         }
         r.model = f.model;
@@ -346,10 +376,10 @@ private:
         policy::Decision d;
         if (_pol.race) {
             policy::Reason why;
-            nt = policy::race_candidates(f, _view, _rng, _pol.race, targets, &why);
-            d.expected_output_tokens = policy::expected_output(_params, f, _view);
+            nt = policy::race_candidates(f, view, _rng, _pol.race, targets, &why);
+            d.expected_output_tokens = policy::expected_output(_params, f, view);
         } else {
-            d = policy::decide(_params, f, _view, _state, _rng);
+            d = policy::decide(_params, f, view, w.state, _rng);
             if (d.ok()) targets[nt++] = d.backend;
         }
         if (nt == 0) {
@@ -369,11 +399,12 @@ private:
             uint32_t uncached = tr.prompt_tokens > cached ? tr.prompt_tokens - cached : 1;
             c.pred_ttft = d.predicted_ttft_s;
             c.pred_tps = d.predicted_decode_tps;
-            c.ticket = _sb->on_route(0, b, uncached, d.expected_output_tokens);
+            c.ticket = _sb->on_route(wi, b, uncached, d.expected_output_tokens);
+            view.apply_route(b, static_cast<float>(uncached), static_cast<float>(d.expected_output_tokens));
             c.live = true;
             uint64_t id = _copies.size();
             _copies.push_back(c);
-            _dir.record(f.prefix_hash, f.prefix_tokens, f.n_prefix, b,
+            w.dir.record(f.prefix_hash, f.prefix_tokens, f.n_prefix, b,
                         uncached + d.expected_output_tokens);
             gpumodel::Request gr;
             gr.id = id;
@@ -385,7 +416,7 @@ private:
             if (res != gpumodel::SubmitResult::OK) {
                 _copies[id].live = false;
                 --_live_copies;
-                _sb->on_complete(_copies[id].ticket, 0, 0);
+                complete(_copies[id], 0, 0);
                 if (k + 1 == nt && !r.done && !any_live(idx)) {
                     ++_rejected;
                     r.done = true;
@@ -444,11 +475,9 @@ private:
     SimOptions _opt;
     policy::Rng _rng;
     policy::Params _params;
-    policy::State _state;
-    policy::PrefixDirectory _dir;
+    std::vector<std::unique_ptr<Worker>> _workers;
     PrefixContent _content;
     std::unique_ptr<scoreboard::Scoreboard> _sb;
-    scoreboard::View _view;
     std::vector<EngineListener> _listeners;
     std::vector<std::unique_ptr<Engine>> _engines;
     std::unordered_map<std::string, policy::Alias> _aliases;

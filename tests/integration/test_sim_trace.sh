@@ -61,4 +61,8 @@ for s in mixed-fleet mixed-length multi-turn bursty; do
   "$SIM" --scenario $s --requests 500 --policies token_aware,round_robin --quiet > "$TMP/$s.md" || fail "scenario $s"
   grep -q '^| token_aware | 500 |' "$TMP/$s.md" || fail "scenario $s completes 500 requests"
 done
+# Several data-plane workers (own views and prefix directories) still complete every request.
+"$SIM" --scenario multi-turn --requests 2000 --workers 4 --refresh-us 100 --policies token_aware,prefix_hash --csv "$TMP/w.csv" --quiet > /dev/null || fail "--workers 4"
+awk -F, 'NR>1 && $2 != 2000 {bad=1} END {exit bad}' "$TMP/w.csv" || fail "--workers 4 completes all requests"
+if "$SIM" --scenario multi-turn --workers 17 2> /dev/null; then fail "--workers 17 accepted"; fi
 echo "tokenlb-sim trace contract: all checks passed"

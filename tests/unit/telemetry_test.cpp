@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <new>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -30,6 +32,28 @@
 
 using namespace tlb::telemetry;
 using tlb::scoreboard::Scoreboard;
+
+// Counts heap allocations of this thread (worker-path calls must make none).
+static thread_local uint64_t t_allocs = 0;
+void* operator new(size_t n) {
+    ++t_allocs;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](size_t n) {
+    ++t_allocs;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+// Pairs with the malloc above; GCC cannot see that and warns about free() on new'd memory.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace {
 
@@ -310,6 +334,30 @@ TEST(WorkerTelemetry, RequestDoneFeedsCountersHistogramsAndLog) {
     w->request_done(r);
     EXPECT_EQ(w->ttft(1).count(), 3u);
     EXPECT_EQ(w->e2e(1).count(), 2u);
+}
+
+TEST(WorkerTelemetry, WorkerPathDoesNotAllocate) {
+    auto w = std::make_unique<WorkerTelemetry>();
+    w->enable_access_log(true);
+    AccessRecord r;
+    r.status = 200;
+    r.model = 1;
+    r.prompt_tokens = 10;
+    r.flags = AccessRecord::FLAG_USAGE;
+    tlb::scoreboard::Observation o;
+    uint64_t before = t_allocs;
+    for (uint32_t i = 0; i < 20000; ++i) {  // more than the ring holds: drops must not allocate either
+        r.backend = uint16_t(i % 70);        // includes out-of-range backends
+        r.ttft_us = i;
+        w->request_done(r);
+        w->observe(o);
+        w->busy.poll(i, i + 10, i & 1);
+    }
+    EXPECT_EQ(t_allocs - before, 0u);
+    EXPECT_EQ(w->log_ring().dropped(), 20000u - WorkerTelemetry::LOG_RING);
+    EXPECT_EQ(w->obs_ring().dropped(), 20000u - WorkerTelemetry::OBS_RING);
+    EXPECT_EQ(w->busy.total_cycles.load(), 200000u);
+    EXPECT_EQ(w->busy.busy_cycles.load(), 100000u);
 }
 
 // ---------------------------------------------------------------- access log

@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -120,44 +121,53 @@ void builtin_model(Model& m) {
 // ---- TOML ----------------------------------------------------------------------------------
 
 std::string model_to_toml(const Model& m) {
-    toml::table root;
-    root.insert("format", "tokenlb-tokens-calibration-1");
-    toml::table tk;
-    tk.insert("name", m.name);
-    tk.insert("source", m.source);
-    tk.insert("vocab_size", int64_t(m.vocab_size));
-    tk.insert("add_dummy_prefix", m.add_dummy_prefix);
-    tk.insert("remove_extra_whitespaces", m.remove_extra_whitespaces);
-    tk.insert("byte_fallback", m.byte_fallback);
-    root.insert("tokenizer", std::move(tk));
-    auto arr = [](auto begin, auto end) {
-        toml::array a;
-        for (auto it = begin; it != end; ++it) a.push_back(std::round(double(*it) / FIX * 1000.0) / 1000.0);
-        return a;
+    // Written by hand for a compact, diffable file: cost tables one row per line with 4 decimals
+    // (enough to restore the 1/256 fixed-point values exactly); strings through toml++ so every
+    // piece is escaped correctly.
+    auto str = [](const std::string& v) {
+        std::ostringstream o;
+        o << toml::value<std::string>(v);
+        return o.str();
     };
-    toml::table costs;
-    costs.insert("ctrl", double(m.ctrl_cost) / FIX);
-    costs.insert("digit", double(m.digit_cost) / FIX);
-    costs.insert("han_scale", double(m.han_scale) / FIX);
-    costs.insert("ws", arr(m.ws_cost.begin(), m.ws_cost.end()));
-    costs.insert("hit", arr(m.hit_cost.begin(), m.hit_cost.end()));
-    costs.insert("miss", arr(m.miss_cost.begin(), m.miss_cost.end()));
-    costs.insert("miss_scale", arr(m.miss_scale.begin(), m.miss_scale.end()));
-    root.insert("costs", std::move(costs));
-    toml::table vocab;
-    toml::array pieces;
-    for (const auto& p : m.pieces) pieces.push_back(p);
-    vocab.insert("pieces", std::move(pieces));
-    root.insert("vocab", std::move(vocab));
+    auto row = [](std::ostringstream& os, auto begin, auto end, size_t per_line) {
+        size_t i = 0, n = size_t(end - begin);
+        os << "[";
+        for (auto it = begin; it != end; ++it, ++i) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.4f", double(*it) / FIX);
+            if (per_line && i % per_line == 0) os << "\n  ";
+            os << buf << (i + 1 < n ? ", " : "");
+        }
+        os << (per_line ? "\n]\n" : "]\n");
+    };
     std::ostringstream os;
     os << "# tokenlb token-estimator calibration (written by `tokenlb-tokens calibrate`).\n"
-          "# costs are tokens; miss[((((type*2+space)*8+case)*10+kind)*25)+len], type = latin,punct,\n"
+          "# Costs are tokens. miss[((((type*2+space)*8+case)*10+kind)*25)+len]: type = latin,punct,\n"
           "# cyrillic,greek,other,han; case = lower,Capital,UPPER,mixed (+4: non-ASCII letters);\n"
           "# kind = longest prefix piece none/3/4/5+ code points, 4 = body without the space is a\n"
           "# piece, +5 if the last 3 bytes are a piece; len = code points (24 = 24 or more).\n"
           "# See docs/tokens.md.\n";
-    os << toml::toml_formatter(root, toml::toml_formatter::default_flags & ~toml::format_flags::indentation);
-    os << "\n";
+    os << "format = \"tokenlb-tokens-calibration-1\"\n\n[tokenizer]\n";
+    os << "name = " << str(m.name) << "\nsource = " << str(m.source) << "\n";
+    os << "vocab_size = " << m.vocab_size << "\n";
+    os << "add_dummy_prefix = " << (m.add_dummy_prefix ? "true" : "false") << "\n";
+    os << "remove_extra_whitespaces = " << (m.remove_extra_whitespaces ? "true" : "false") << "\n";
+    os << "byte_fallback = " << (m.byte_fallback ? "true" : "false") << "\n\n[costs]\n";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "ctrl = %.4f\ndigit = %.4f\nhan_scale = %.4f\n", double(m.ctrl_cost) / FIX,
+                  double(m.digit_cost) / FIX, double(m.han_scale) / FIX);
+    os << buf;
+    os << "ws = ";
+    row(os, m.ws_cost.begin(), m.ws_cost.end(), 0);
+    os << "hit = ";
+    row(os, m.hit_cost.begin(), m.hit_cost.end(), 0);
+    os << "miss_scale = ";
+    row(os, m.miss_scale.begin(), m.miss_scale.end(), 0);
+    os << "miss = ";
+    row(os, m.miss_cost.begin(), m.miss_cost.end(), LEN_MAX + 1);
+    os << "\n[vocab]\n# Pieces as in the sentencepiece model (U+2581 marks a leading space).\npieces = [\n";
+    for (const auto& p : m.pieces) os << "  " << str(p) << ",\n";
+    os << "]\n";
     return os.str();
 }
 

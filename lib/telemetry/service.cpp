@@ -126,6 +126,18 @@ size_t Service::drain_once() {
     return written;
 }
 
+void Service::check_scrape_age() {
+    if (!_scraper || !_o.cfg) return;
+    uint64_t limit = 3ull * _o.cfg->telemetry.scrape_interval_ms * 1000000ull;
+    uint64_t now = mono_ns();
+    for (size_t b = 0; b < _stale_by_age.size(); ++b) {
+        uint64_t t = _last_scrape_ok[b].load();
+        bool old = t != 0 && now - t > limit;
+        if (old && !_stale_by_age[b]) _writer.set_stale(uint32_t(b), true);
+        _stale_by_age[b] = old;
+    }
+}
+
 void Service::loop() {
     std::vector<uint64_t> prev_busy(_workers.size()), prev_total(_workers.size());
     auto last_busy = std::chrono::steady_clock::now();
@@ -135,6 +147,7 @@ void Service::loop() {
         auto now = std::chrono::steady_clock::now();
         if (now - last_busy >= std::chrono::seconds(1)) {
             last_busy = now;
+            check_scrape_age();
             for (size_t i = 0; i < _workers.size(); ++i) {
                 uint64_t b = _workers[i]->busy.busy_cycles.load(std::memory_order_relaxed);
                 uint64_t t = _workers[i]->busy.total_cycles.load(std::memory_order_relaxed);
@@ -190,12 +203,13 @@ bool Service::start(std::string* err) {
             targets.push_back(std::move(t));
         }
         uint32_t interval = cfg->telemetry.scrape_interval_ms;
-        auto last_ok = std::make_shared<std::vector<uint64_t>>(cfg->backends.size(), 0);
+        _last_scrape_ok.reset(new std::atomic<uint64_t>[cfg->backends.size()]());
+        _stale_by_age.assign(cfg->backends.size(), 0);
         _scraper = std::make_unique<Scraper>(
-            std::move(targets), interval, [this, interval, last_ok](uint32_t b, bool ok, const BackendMetrics& m) {
+            std::move(targets), interval, [this, interval](uint32_t b, bool ok, const BackendMetrics& m) {
                 uint64_t now = mono_ns();
                 if (ok) {
-                    (*last_ok)[b] = now;
+                    _last_scrape_ok[b].store(now);
                     // A series the backend does not export keeps its previous meaning: 0.
                     _writer.set_metrics(b, m.have_kv ? m.kv_usage : 0.f, m.waiting, m.running, now);
                 } else {

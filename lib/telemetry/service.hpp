@@ -82,6 +82,7 @@ public:
 
 private:
     void loop();
+    void check_scrape_age();
     NameTables names() const;
 
     ServiceOptions _o;
@@ -96,6 +97,10 @@ private:
     std::mutex _drain_mu;
     std::atomic<uint64_t> _log_written{0}, _learned{0};
     std::unique_ptr<std::atomic<double>[]> _busy;
+    // Per backend: monotonic ns of the last successful scrape (0 = never); the service thread
+    // marks a backend stale when this is older than 3 scrape intervals (scraper stalled or slow).
+    std::unique_ptr<std::atomic<uint64_t>[]> _last_scrape_ok;
+    std::vector<uint8_t> _stale_by_age;
     std::thread _thread;
     std::atomic<bool> _stop{false};
     double _start_time_s = 0;

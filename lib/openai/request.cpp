@@ -46,6 +46,21 @@ Role role_of(std::string_view r) noexcept {
     return Role::OTHER;
 }
 
+// The field's key, unescaped. Keys almost never contain escapes, so the raw bytes are used
+// directly when there is no backslash before the closing quote (stage 1 has validated the
+// string, so the scan ends inside the document); otherwise simdjson unescapes it. Comparing
+// unescaped keys keeps "mod\u0065l" the same field as "model", as it is for the backend.
+inline bool key_of(od::field& f, std::string_view& out) noexcept {
+    const char* r = f.key().raw();
+    const char* p = r;
+    while (*p != '"' && *p != '\\') ++p;
+    if (*p == '"') {
+        out = {r, static_cast<size_t>(p - r)};
+        return true;
+    }
+    return !f.unescaped_key().get(out);
+}
+
 // Top-level fields we route on; a second copy of any of them is refused.
 enum Field : uint32_t {
     F_MODEL = 1u << 0, F_MESSAGES = 1u << 1, F_PROMPT = 1u << 2, F_MAX_TOKENS = 1u << 3,
@@ -257,7 +272,7 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
         od::field f;
         if (std::move(fr).get(f)) return fail(Error::INVALID_JSON, "The request body is not valid JSON.");
         std::string_view key;
-        if (f.unescaped_key().get(key)) return fail(Error::INVALID_JSON, "The request body is not valid JSON.");
+        if (!key_of(f, key)) return fail(Error::INVALID_JSON, "The request body is not valid JSON.");
         od::value v = f.value();
         uint32_t bit = 0;
         if (key == "model") bit = F_MODEL;
@@ -350,7 +365,7 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
             for (auto sfr : so) {
                 od::field sf;
                 std::string_view sk;
-                if (std::move(sfr).get(sf) || sf.unescaped_key().get(sk))
+                if (std::move(sfr).get(sf) || !key_of(sf, sk))
                     return fail(Error::INVALID_JSON, "is not valid JSON", "stream_options");
                 if (sk != "include_usage") continue;
                 if (seen_iu) return fail(Error::DUPLICATE_FIELD, "appears more than once", "stream_options.include_usage");
@@ -433,7 +448,7 @@ Error Extractor::Impl::message_(od::value mv, uint32_t i) noexcept {
     for (auto fr : mo) {
         od::field f;
         std::string_view k;
-        if (std::move(fr).get(f) || f.unescaped_key().get(k)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u]", i);
+        if (std::move(fr).get(f) || !key_of(f, k)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u]", i);
         if (k == "role") {
             if (has_role) return fail(Error::DUPLICATE_FIELD, "appears more than once", "messages[%u].role", i);
             has_role = true;
@@ -491,7 +506,7 @@ Error Extractor::Impl::content_(od::value v, uint32_t i, Role role) noexcept {
         for (auto fr : po) {
             od::field f;
             std::string_view k;
-            if (std::move(fr).get(f) || f.unescaped_key().get(k))
+            if (std::move(fr).get(f) || !key_of(f, k))
                 return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].content[%u]", i, j);
             if (k == "type") {
                 if (has_type) return fail(Error::DUPLICATE_FIELD, "appears more than once", "messages[%u].content[%u].type", i, j);
@@ -539,7 +554,7 @@ Error Extractor::Impl::tool_calls_(od::value v, uint32_t i) noexcept {
         for (auto fr : co) {
             od::field f;
             std::string_view k;
-            if (std::move(fr).get(f) || f.unescaped_key().get(k))
+            if (std::move(fr).get(f) || !key_of(f, k))
                 return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].tool_calls[%u]", i, j);
             if (k != "function") continue;
             od::object fo;
@@ -548,7 +563,7 @@ Error Extractor::Impl::tool_calls_(od::value v, uint32_t i) noexcept {
             for (auto gr : fo) {
                 od::field g;
                 std::string_view gk;
-                if (std::move(gr).get(g) || g.unescaped_key().get(gk))
+                if (std::move(gr).get(g) || !key_of(g, gk))
                     return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].tool_calls[%u].function", i, j);
                 if (gk != "name" && gk != "arguments") continue;
                 std::string_view s;
@@ -589,7 +604,7 @@ Error Extractor::Impl::tools_(od::value v, bool legacy) noexcept {
             for (auto fr : to) {
                 od::field f;
                 std::string_view key;
-                if (std::move(fr).get(f) || f.unescaped_key().get(key))
+                if (std::move(fr).get(f) || !key_of(f, key))
                     return fail(Error::INVALID_JSON, "is not valid JSON", "tools[%u]", k);
                 if (key != "function") continue;
                 if ((e = function_def_(f.value(), k, "tools[%u].function")) != Error::NONE) return e;
@@ -610,7 +625,7 @@ Error Extractor::Impl::function_def_(od::value v, uint32_t k, const char* where)
     for (auto fr : fo) {
         od::field f;
         std::string_view key;
-        if (std::move(fr).get(f) || f.unescaped_key().get(key)) return fail(Error::INVALID_JSON, "is not valid JSON", where, k);
+        if (std::move(fr).get(f) || !key_of(f, key)) return fail(Error::INVALID_JSON, "is not valid JSON", where, k);
         if (key == "name" || key == "description") {
             std::string_view s;
             auto sec = f.value().get_string().get(s);

@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
                 tel.observe(ob);
                 work = true;
             }
-            if (now >= next) {
+            while (now >= next) {  // catch up when a sleep overshoots (loaded host)
                 next += period;
                 requests++;
                 rx += 5;

@@ -27,7 +27,8 @@ namespace tlb::dataplane {
     X(buffers_exhausted) /* no request buffer: 503 */                                           \
     X(b2c_out_of_order) /* backend segment past the framing point: dropped (backend resends) */ \
     X(b2c_rebuild_fail) X(response_framing_errors) X(no_mbuf) X(no_neighbour)                   \
-    X(usage_seen) /* responses whose usage was extracted */
+    X(usage_seen) /* responses whose usage was extracted */                                   \
+    X(backend_held_down) /* connect failures that put a backend on hold-down */
 
 struct Counters {
 #define TLB_DP_X(name) uint64_t name = 0;

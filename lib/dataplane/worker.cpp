@@ -72,7 +72,10 @@ Worker::Worker(const Env& env)
     : _env(env),
       _cfg(*env.cfg),
       _cookies(env.cookie_k0, env.cookie_k1),
-      _flows(env.cfg->limits.max_flows * 2 + 1024, env.seed),
+      // Client connections plus every backend connection the pool may hold.
+      _flows(env.cfg->limits.max_flows +
+                 std::max<uint32_t>(64, env.cfg->limits.pool_max * uint32_t(env.cfg->backends.size()) + 64),
+             env.seed),
       _wheel(4096, 1000, 0),
       _clients(env.cfg->limits.max_flows),
       _parsers(1024),
@@ -127,6 +130,7 @@ Worker::Worker(const Env& env)
         _pool->set_backend(uint16_t(i), bi.ip_be, bi.port_be);
         _backends.push_back(std::move(bi));
     }
+    _health.resize(_backends.size());
 
     // Model catalog: served models and aliases.
     scoreboard::Scoreboard& sb = *env.scoreboard;
@@ -237,6 +241,8 @@ void Worker::housekeeping(uint64_t now) {
             continue;
         }
         uint16_t id = uint16_t(i);
+        if (now < _health[i].down_until_us) continue;
+        _down_mask &= ~(1ull << id);
         if (_pool->total(id) < _pool->config().prewarm && _pool->connecting(id) == 0) {
             if (!(_view->available & (1ull << id))) continue;
             open_backend(id, now);
@@ -549,7 +555,7 @@ void Worker::client_segment(uint32_t ci, rte_mbuf* m, const net::Ipv4Info& ip,
             }
             // Our backend-leg receive point follows what the client has acknowledged.
             if (tcp::seq_gt(c->bind.client_max_b, b->cb.rx.rcv_nxt()))
-                b->cb.rx.reset(c->bind.client_max_b, _tcpcfg.ooo_limit);
+                b->cb.rx.set_rcv_nxt(c->bind.client_max_b);
         }
     }
     if (!m_used) rte_pktmbuf_free(m);
@@ -706,6 +712,8 @@ void Worker::pump(uint32_t ci, uint64_t now) {
             http::Error err = e.parser->error();
             uint8_t tmp[1024];
             int64_t len = http::build_error_response(tmp, sizeof(tmp), err);
+            if (http::error_status(err) >= 500) _c.status_5xx++;
+            else _c.status_4xx++;
             if (len > 0) local_bytes(ci, tmp, uint32_t(len), true, true, now);
             c->phase = tcp::ClientPhase::LOCAL_RESPONSE;
             e.close_after = true;
@@ -902,15 +910,8 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
         uint32_t block = _cfg.policy.prefix_block_bytes;
         size_t nb = tokens::prefix_fingerprint(spans, rq.span_count, _prefix_hashes,
                                                MAX_PREFIX_BLOCKS, block);
-        uint32_t pts[policy::MAX_PREFIX_POINTS];
-        uint32_t np = policy::prefix_point_blocks(uint32_t(nb), pts);
         double tok_per_byte = rq.text_len ? double(f.prompt_tokens) / rq.text_len : 0.25;
-        for (uint32_t i = 0; i < np && i < policy::MAX_PREFIX_POINTS; i++) {
-            f.prefix_hash[i] = _prefix_hashes[pts[i] - 1];
-            f.prefix_tokens[i] = uint32_t(double(pts[i]) * block * tok_per_byte);
-            if (i && f.prefix_tokens[i] <= f.prefix_tokens[i - 1]) f.prefix_tokens[i] = f.prefix_tokens[i - 1] + 1;
-        }
-        f.n_prefix = np;
+        policy::set_prefix_points(f, _prefix_hashes, uint32_t(nb), float(block * tok_per_byte));
     }
     // Forwarded bytes: as received, unless chunked (re-framed) or the model is an alias.
     e.fwd_ptr = e.buf->data;
@@ -975,7 +976,7 @@ void Worker::dispatch(uint32_t ci, uint64_t now) {
         }
         refresh_view(now);
         uint64_t saved = _view->available;
-        _view->available &= ~e.tried;
+        _view->available &= ~(e.tried | _down_mask);
         policy::Decision d = policy::decide(_params, e.feat, *_view, _pstate, _rng);
         _view->available = saved;
         if (!d.ok()) {
@@ -1023,7 +1024,6 @@ void Worker::dispatch(uint32_t ci, uint64_t now) {
                 rte_mbuf* m = alloc();
                 if (m && net::build_tcp_segment_mbuf(m, s, _env.backend_tx) == 0) {
                     tx_backend(m);
-                    _tc.backend_connect++;
                     b->client = tcp::handle_client(ci);
                     e.pending = _pool->handle(b);
                     arm_client_deadline(ci, tcp::TIMER_FIRST_BYTE,
@@ -1081,6 +1081,9 @@ void Worker::flush_backend(tcp::BackendConn* b, uint64_t now) {
         net::TcpSegmentSpec s;
         tcp::fill_spec(b->cb, uint8_t(net::TCP_ACK | (seg.len ? net::TCP_PSH : 0)), 0, s);
         s.seq = seg.seq;
+        // Never let the backend send more than the client can take.
+        s.window = _clients.at(tcp::handle_index(b->client))->bind.backend_window(
+            _clients.at(tcp::handle_index(b->client))->cb.tx.peer_wnd());
         s.payload = e.fwd_ptr + (seg.seq - e.src_base);
         s.payload_len = uint16_t(seg.len);
         s.src_mac = _env.backend_mac;
@@ -1215,7 +1218,6 @@ tcp::BackendConn* Worker::open_backend(uint16_t id, uint64_t now) {
         return nullptr;
     }
     tx_backend(m);
-    _tc.backend_connect++;
     return b;
 }
 
@@ -1239,13 +1241,13 @@ void Worker::backend_segment(tcp::BackendConn* b, rte_mbuf* m, const net::Ipv4In
         }
         rte_pktmbuf_free(m);
         if (rc == 1) {
-            _tc.backend_connected++;
+            connect_ok(b->backend_id);
             _pool->connected(b);
             send_backend_ctl(b, net::TCP_ACK);
             if (b->client != tcp::HANDLE_INVALID) bind_and_send(tcp::handle_index(b->client), b, now);
             else _pool->release(b, now);
         } else if (rc == -1) {
-            _tc.backend_connect_fail++;
+            connect_failed(b->backend_id, now);
             backend_failed(b, now);
         }
         return;
@@ -1428,6 +1430,22 @@ void Worker::backend_failed(tcp::BackendConn* b, uint64_t now) {
     }
 }
 
+void Worker::connect_failed(uint16_t id, uint64_t now) {
+    BackendHealth& h = _health[id];
+    uint32_t shift = h.fails < 6 ? h.fails : 6;
+    uint64_t hold = std::min<uint64_t>(100000ull << shift, 5000000);
+    h.fails++;
+    h.down_until_us = now + hold;
+    _down_mask |= 1ull << id;
+    _c.backend_held_down++;
+}
+
+void Worker::connect_ok(uint16_t id) {
+    _health[id].fails = 0;
+    _health[id].down_until_us = 0;
+    _down_mask &= ~(1ull << id);
+}
+
 void Worker::end_attempt(uint32_t ci, uint32_t prompt, uint32_t output) {
     ClientExt& e = _ext[ci];
     if (!e.ticketed) return;
@@ -1493,13 +1511,16 @@ void Worker::request_done(uint32_t ci, uint64_t now) {
         return;
     }
     c->phase = tcp::ClientPhase::IDLE;
-    if (e.buf_len == 0 && c->request.empty()) {
+    const bool queued = !c->request.empty();
+    if (e.buf_len == 0 && !queued) {
         release_request_state(ci);
         arm_client_deadline(ci, tcp::TIMER_CLIENT_IDLE,
                             now + uint64_t(_cfg.limits.keepalive_timeout_ms) * 1000);
         return;
     }
     pump(ci, now);
+    // Pipelined bytes left the queue: tell the client its window opened again.
+    if (queued && c->cb.state == tcp::TcpState::ESTABLISHED) send_client_ctl(ci, net::TCP_ACK);
 }
 
 void Worker::release_request_state(uint32_t ci) {
@@ -1628,6 +1649,7 @@ void Worker::on_timer(tcp::Timer* t, uint64_t now) {
             break;
         case tcp::TIMER_CONNECT:
             _tc.backend_connect_timeout++;
+            connect_failed(b->backend_id, now);
             backend_failed(b, now);
             break;
         case tcp::TIMER_BACKEND_IDLE:

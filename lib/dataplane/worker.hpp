@@ -207,6 +207,17 @@ private:
         std::string header_line;  // "x-tokenlb-backend: name\r\n"
     };
     std::vector<BackendInfo> _backends;
+    // Worker-local passive health: a backend whose connects fail is skipped for an exponentially
+    // growing hold-down (100 ms .. 5 s), so a dead backend costs neither SYN storms nor a retry
+    // per request. The control plane's health checks (scoreboard) stay authoritative.
+    struct BackendHealth {
+        uint64_t down_until_us = 0;
+        uint32_t fails = 0;
+    };
+    std::vector<BackendHealth> _health;
+    uint64_t _down_mask = 0;
+    void connect_failed(uint16_t id, uint64_t now);
+    void connect_ok(uint16_t id);
     struct ModelEntry {
         std::string name;
         int32_t id;                // scoreboard model id

@@ -72,6 +72,16 @@ bool extract_request_text(const std::string& json, RequestText& out) {
             const Role role = m["role"].get_string().get(rn) == simdjson::SUCCESS ? role_from_name(rn) : Role::Other;
             simdjson::dom::element c;
             if (m["content"].get(c) == simdjson::SUCCESS) add_content(c, role, out);
+            // Assistant tool calls: function name and arguments (a JSON string), as lib/openai.
+            simdjson::dom::array calls;
+            if (m["tool_calls"].get_array().get(calls) == simdjson::SUCCESS) {
+                for (auto call : calls) {
+                    simdjson::dom::element fn, e;
+                    if (call["function"].get(fn) != simdjson::SUCCESS) continue;
+                    if (fn["name"].get(e) == simdjson::SUCCESS) add_string(e, role, out);
+                    if (fn["arguments"].get(e) == simdjson::SUCCESS) add_string(e, role, out);
+                }
+            }
         }
     }
     simdjson::dom::element prompt;

@@ -1,8 +1,9 @@
 // Text fields of an OpenAI request body, for the CLI, calibration checks and tests (control plane:
 // simdjson DOM, allocates). The data plane gets the same spans from lib/openai's On-Demand
 // extraction; both follow the same rule so counts agree:
-//   messages[].content (string, or text parts of a content-part array), prompt (string or array
-//   of strings), tools[].function / functions[]: name, description, parameters (minified JSON).
+//   messages[].content (string, or text parts of a content-part array), messages[].tool_calls[]
+//   .function name and arguments, prompt (string or array of strings), tools[].function /
+//   functions[]: name, description, parameters (minified JSON).
 #pragma once
 
 #include <string>

@@ -300,6 +300,14 @@ TEST(RequestText, ExtractsMessagesPartsPromptAndTools) {
     EXPECT_EQ(rt.texts[1], "café \"x\"");
     EXPECT_EQ(rt.roles[1], Role::User);
     EXPECT_EQ(rt.texts[4], R"({"type":"object"})");
+    ASSERT_TRUE(extract_request_text(
+        R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",)"
+        R"("function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]}]})",
+        rt));
+    ASSERT_EQ(rt.texts.size(), 2u);
+    EXPECT_EQ(rt.texts[0], "get_weather");
+    EXPECT_EQ(rt.texts[1], R"({"city":"Paris"})");
+    EXPECT_EQ(rt.roles[1], Role::Assistant);
     ASSERT_TRUE(extract_request_text(R"({"prompt":["a","b"]})", rt));
     EXPECT_EQ(rt.texts.size(), 2u);
     EXPECT_FALSE(extract_request_text("[1,2]", rt));

@@ -85,26 +85,41 @@ std::string http_request(const std::string& body) {
            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-// conf/rules: $TLB_RULES_DIR, else relative to the working directory (repo root), else relative
-// to the binary (<repo>/<builddir>/perf/micro/).
-std::string rules_dir() {
-    if (const char* e = std::getenv("TLB_RULES_DIR")) return e;
-    if (std::filesystem::is_directory("conf/rules")) return "conf/rules";
+// conf/<sub>: relative to the working directory (repo root), else relative to the binary
+// (<repo>/<builddir>/perf/micro/).
+std::string conf_path(const char* sub) {
+    const std::filesystem::path rel = std::filesystem::path("conf") / sub;
+    if (std::filesystem::exists(rel)) return rel.string();
     std::error_code ec;
     const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) {
-        const auto d = exe.parent_path().parent_path().parent_path().parent_path() / "conf" / "rules";
-        if (std::filesystem::is_directory(d)) return d.string();
+        const auto d = exe.parent_path().parent_path().parent_path().parent_path() / rel;
+        if (std::filesystem::exists(d)) return d.string();
     }
-    return "conf/rules";
+    return rel.string();
+}
+
+// The token estimator as deployed: a calibration file ($TLB_CALIB, else the repository's
+// conf/tokenizers/fortunes-bpe8k.toml); the vocabulary-free builtin only when there is none.
+tokens::Estimator make_estimator() {
+    std::string path;
+    if (const char* e = std::getenv("TLB_CALIB")) path = e;
+    else path = conf_path("tokenizers/fortunes-bpe8k.toml");
+    if (std::filesystem::exists(path)) {
+        std::fprintf(stderr, "estimator: %s\n", path.c_str());
+        return tokens::Estimator::from_file(path);
+    }
+    std::fprintf(stderr, "estimator: builtin (no calibration file)\n");
+    return tokens::Estimator::builtin();
 }
 
 struct Fixture {
     std::unique_ptr<classify::Classifier> cls;
-    tokens::Estimator est = tokens::Estimator::builtin();
+    tokens::Estimator est = make_estimator();
     Fixture() {
         std::string err;
-        cls = classify::Classifier::load_dir(rules_dir(), &err);
+        const char* rd = std::getenv("TLB_RULES_DIR");
+        cls = classify::Classifier::load_dir(rd ? std::string(rd) : conf_path("rules"), &err);
         if (!cls) {
             std::fprintf(stderr, "rules: %s\n", err.c_str());
             std::exit(1);

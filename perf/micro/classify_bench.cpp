@@ -1,0 +1,123 @@
+// lib/classify: Hyperscan tag scan over prose, code, mixed and CJK text of 1, 4 and 64 KB, and the
+// SIMD script-counting pass (AVX2 vs scalar reference). Results are checked before timing.
+//   build/perf/micro/classify_bench --benchmark_repetitions=9 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "classify/classify.hpp"
+
+using namespace tlb::classify;
+
+namespace {
+
+const char* PROSE =
+    "The quarterly report shows that revenue grew by twelve percent while costs stayed flat, which "
+    "means the team can finally hire the two engineers it has been asking for since spring. Could you "
+    "summarise the main arguments of the article in three bullet points and suggest a title? In the "
+    "meantime, please double-check the delivery dates with the supplier; last time the shipment "
+    "arrived a week late and nobody noticed until the customer called. ";
+const char* CODE =
+    "```python\ndef moving_average(values, window):\n    if window <= 0:\n        raise ValueError(\"window "
+    "must be positive\")\n    out = []\n    total = 0.0\n    for i, v in enumerate(values):\n        total "
+    "+= v\n        if i >= window:\n            total -= values[i - window]\n        out.append(total / "
+    "min(i + 1, window))\n    return out\n```\n#include <stdio.h>\nint main(void) {\n    printf(\"%d\\n\", "
+    "42);\n    return 0;\n}\n";
+const char* CJK = "人工智能是计算机科学的一个分支，它企图了解智能的实质，并生产出一种新的能以人类智能相似的方式做出反应的智能机器。";
+
+std::string fill(size_t n, const char* a, const char* b = nullptr) {
+    std::string s;
+    while (s.size() < n) {
+        s += a;
+        if (b && s.size() < n) s += b;
+    }
+    s.resize(n);
+    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0x80)) s.pop_back();  // whole code points
+    return s;
+}
+
+std::string rules_dir() {
+    if (const char* e = std::getenv("TLB_RULES_DIR")) return e;
+    if (std::filesystem::is_directory("conf/rules")) return "conf/rules";
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const auto d = exe.parent_path().parent_path().parent_path().parent_path() / "conf" / "rules";
+        if (std::filesystem::is_directory(d)) return d.string();
+    }
+    return "conf/rules";
+}
+
+const Classifier& classifier() {
+    static std::unique_ptr<Classifier> c = [] {
+        std::string err;
+        auto p = Classifier::load_dir(rules_dir(), &err);
+        if (!p) {
+            std::fprintf(stderr, "rules: %s\n", err.c_str());
+            std::exit(1);
+        }
+        return p;
+    }();
+    return *c;
+}
+
+// kind: 0 prose, 1 code, 2 mixed (prose with a code block every ~1 KB), 3 CJK
+std::string text(int kind, size_t n) {
+    switch (kind) {
+        case 0: return fill(n, PROSE);
+        case 1: return fill(n, CODE);
+        case 2: return fill(n, PROSE, CODE);
+        default: return fill(n, CJK, "。");
+    }
+}
+const char* EXPECT[] = {"", "code", "code", "cjk"};
+
+void BM_Scan(benchmark::State& state) {
+    const Classifier& c = classifier();
+    const int kind = static_cast<int>(state.range(0));
+    const std::string t = text(kind, static_cast<size_t>(state.range(1)));
+    Scanner s(c);
+    const std::string got = c.format(s.scan(t));
+    if (got != EXPECT[kind]) {
+        state.SkipWithError(("unexpected tags: " + got).c_str());
+        return;
+    }
+    for (auto _ : state) benchmark::DoNotOptimize(s.scan(t));
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * t.size()));
+    state.SetLabel(kind == 0 ? "prose" : kind == 1 ? "code" : kind == 2 ? "mixed" : "cjk");
+}
+BENCHMARK(BM_Scan)->ArgsProduct({{0, 1, 2, 3}, {1024, 4096, 65536}});
+
+void BM_ScriptCount(benchmark::State& state) {
+    const bool avx2 = state.range(0) == 1;
+    if (avx2 && !avx2_supported()) {
+        state.SkipWithError("no AVX2");
+        return;
+    }
+    const std::string t = fill(static_cast<size_t>(state.range(1)), PROSE, CJK);
+    const auto* p = reinterpret_cast<const uint8_t*>(t.data());
+    ScriptCounts ref, got;
+    count_scripts_scalar(p, t.size(), ref);
+    count_scripts_avx2(p, t.size(), got);
+    if (!(ref == got)) {
+        state.SkipWithError("AVX2 and scalar counts differ");
+        return;
+    }
+    for (auto _ : state) {
+        ScriptCounts c;
+        if (avx2) count_scripts_avx2(p, t.size(), c);
+        else count_scripts_scalar(p, t.size(), c);
+        benchmark::DoNotOptimize(c);
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * t.size()));
+    state.SetLabel(avx2 ? "avx2" : "scalar");
+}
+BENCHMARK(BM_ScriptCount)->ArgsProduct({{0, 1}, {4096, 65536}});
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # tokenlb demo:  sudo ./scripts/demo.sh
 #
-# Installs dependencies, builds, brings up the namespace lab (scripts/lab.sh), starts the appliance
-# and shows the first packet path: ARP and ICMP echo from the client and GPU namespaces answered
-# by tokenlb's worker lcore through DPDK (net_af_packet), then the appliance's own counters.
+# Installs dependencies, builds, brings up the namespace lab (scripts/lab.sh) with a mixed fleet of
+# four emulated GPU servers (gpu-emu: one H100, two A10G, one L4; conf/lab.toml), and drives the
+# same open-loop OpenAI chat workload (perf/loadgen/tokenlb_loadgen.py: Poisson arrivals, short
+# chats and long RAG prompts, mostly streamed) through the appliance once per routing policy,
+# restarting backends and appliance in between. Prints a side-by-side table and writes
+# demo-out/report.md and demo-out/ttft_cdf.png (docs/demo.md explains how to read them).
 # Everything it creates is removed on exit, also on failure or Ctrl-C.
 #
-# Environment: DEMO_BUILDDIR (default build), DEMO_SKIP_BUILD=1 (use an existing build; with
-# TOKENLB_BIN to point at another binary).
+# Environment:
+#   DEMO_BUILDDIR (default build), DEMO_SKIP_BUILD=1 (use an existing build; TOKENLB_BIN and
+#   GPU_EMU_BIN point at other binaries, as for scripts/lab.sh)
+#   DEMO_POLICIES (default "round_robin token_aware"; least_requests also works)
+#   DEMO_RATE (req/s, default 4), DEMO_DURATION (s of arrivals, default 40), DEMO_SEED (default 7)
+#   DEMO_OUT (default demo-out), DEMO_PING=1 (also show the ARP/ICMP first-packet walk-through)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,7 +26,16 @@ fi
 
 BUILDDIR=${DEMO_BUILDDIR:-build}
 export TOKENLB_BIN=${TOKENLB_BIN:-$ROOT/$BUILDDIR/app/tokenlb/tokenlb}
+export GPU_EMU_BIN=${GPU_EMU_BIN:-$ROOT/$BUILDDIR/perf/gpu-emu/gpu-emu}
+export GPU_EMU_PROFILES_DIR=${GPU_EMU_PROFILES_DIR:-$ROOT/conf/profiles}
 LAB=$ROOT/scripts/lab.sh
+POLICIES=${DEMO_POLICIES:-round_robin token_aware}
+RATE=${DEMO_RATE:-4}
+DURATION=${DEMO_DURATION:-40}
+SEED=${DEMO_SEED:-7}
+OUT=${DEMO_OUT:-$ROOT/demo-out}
+BACKENDS=4
+T_START=$SECONDS
 
 bold() { if [ -t 1 ]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi; }
 run() { echo "\$ $*"; "$@"; }
@@ -31,15 +47,19 @@ if [ "${DEMO_SKIP_BUILD:-0}" != 1 ]; then
   ./scripts/build.sh --builddir "$BUILDDIR"
 fi
 [ -x "$TOKENLB_BIN" ] || { echo "demo.sh: no appliance binary at $TOKENLB_BIN" >&2; exit 1; }
+[ -x "$GPU_EMU_BIN" ] || { echo "demo.sh: no gpu-emu binary at $GPU_EMU_BIN" >&2; exit 1; }
+command -v gnuplot >/dev/null || echo "demo.sh: gnuplot not found: no PNG (apt-get install gnuplot-nox)" >&2
 
 # The lab's names are fixed: wait for a test or another demo that is using it.
 exec 9>/run/tokenlb-lab.lock
 flock -n 9 || { echo "demo.sh: the lab is in use (a test run?); waiting..."; flock -w 900 9; }
 
+LOADGEN_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   bold "cleanup"
+  if [ -n "$LOADGEN_PID" ] && [ -d "/proc/$LOADGEN_PID" ]; then kill "$LOADGEN_PID" 2>/dev/null || true; fi
   "$LAB" stop || true
   "$LAB" down || true
   exit $rc
@@ -52,30 +72,59 @@ run "$LAB" up
 run ip -n tlb-client -br addr show dev tlbc1
 run ip -n tlb-gpu -br addr show dev tlbg1
 
-bold "4. before the appliance runs, nothing answers 10.10.0.1"
-run ip netns exec tlb-client ping -c 2 -W 1 10.10.0.1 || echo "(no reply, as expected)"
+if [ "${DEMO_PING:-0}" = 1 ]; then
+  bold "3b. first packet path: ARP and ping to the VIP, answered by the worker lcore"
+  run "$LAB" start
+  run ip netns exec tlb-client arping -c 2 -i tlbc1 10.10.0.1
+  run ip netns exec tlb-client ping -c 3 -i 0.2 10.10.0.1
+  run ip netns exec tlb-gpu ping -c 3 -i 0.2 -s 1400 10.20.0.1
+  run "$LAB" stop
+fi
 
-bold "5. start tokenlb (DPDK, net_af_packet on tlbc0 and tlbg0; conf/lab.toml)"
-run "$LAB" start
-grep -E "^tokenlb: (EAL args|port|ready)" "$ROOT/lab-run/tokenlb.log"
+LOADGEN=$ROOT/perf/loadgen/tokenlb_loadgen.py
+bold "4. the workload (same for every policy: seed $SEED)"
+python3 "$LOADGEN" --describe --rate "$RATE" --duration "$DURATION" --seed "$SEED" --out /dev/null
 
-bold "6. ARP and ping from the client namespace to the VIP, answered by the worker lcore"
-run ip netns exec tlb-client arping -c 3 -i tlbc1 10.10.0.1
-run ip netns exec tlb-client ping -c 5 -i 0.2 10.10.0.1
-run ip -n tlb-client neigh show 10.10.0.1
+scrape() { # dir: each backend's /metrics (gpu-emu busy seconds, event lag, ...)
+  mkdir -p "$1"
+  local i
+  for ((i = 1; i <= BACKENDS; i++)); do
+    ip netns exec tlb-gpu curl -s --max-time 5 "http://10.20.0.$((10 + i)):8000/metrics" \
+      >"$1/gpu-$i.prom" || echo "demo.sh: could not scrape gpu-$i" >&2
+  done
+}
 
-bold "7. the same from the GPU namespace to the appliance's backend-side address"
-run ip netns exec tlb-gpu arping -c 3 -i tlbg1 10.20.0.1
-run ip netns exec tlb-gpu ping -c 5 -i 0.2 -s 1400 10.20.0.1
+rm -rf "$OUT"
+mkdir -p "$OUT"
+RUN_DIRS=()
+n=0
+for policy in $POLICIES; do
+  n=$((n + 1))
+  d=$OUT/run-$n-$policy
+  mkdir -p "$d"
+  echo "$policy" >"$d/label"
+  bold "5.$n policy $policy: fresh backends and appliance, then ${DURATION}s of arrivals at ${RATE}/s"
+  "$LAB" stop >/dev/null 2>&1 || true
+  run "$LAB" start --backends "$BACKENDS" --policy "$policy"
+  scrape "$d/metrics_before"
+  # The load generator runs in the client namespace, a kernel TCP client like any other.
+  ip netns exec tlb-client python3 "$LOADGEN" --target 10.10.0.1:80 --rate "$RATE" \
+    --duration "$DURATION" --seed "$SEED" --out "$d/requests.jsonl" --label "$policy" \
+    --progress on --max-errors 1000000 &
+  LOADGEN_PID=$!
+  wait "$LOADGEN_PID"
+  LOADGEN_PID=""
+  scrape "$d/metrics_after"
+  "$LAB" counters >"$d/counters.txt" 2>&1 || true
+  cp "$ROOT/lab-run/tokenlb.log" "$d/tokenlb.log" 2>/dev/null || true
+  "$LAB" stop >/dev/null
+  RUN_DIRS+=("$d")
+done
 
-bold "8. addresses the appliance does not own stay silent"
-run ip netns exec tlb-client arping -c 2 -w 3 -i tlbc1 10.10.0.77 || echo "(no reply, as expected)"
-
-bold "9. the appliance's counters (SIGUSR1)"
-run "$LAB" counters
-
-bold "10. stop: SIGTERM, clean exit with a final summary; then nothing answers again"
-run "$LAB" stop
-run ip netns exec tlb-client ping -c 2 -W 1 10.10.0.1 || echo "(no reply, as expected)"
-
-bold "done: the first packet path works; the cleanup below removes the lab"
+bold "6. results ($OUT/report.md)"
+python3 "$ROOT/perf/loadgen/demo_report.py" --outdir "$OUT" \
+  --fleet "gpu-1 h100-8b, gpu-2 a10g-8b, gpu-3 a10g-8b, gpu-4 l4-8b (gpu-emu)" "${RUN_DIRS[@]}"
+if command -v gnuplot >/dev/null; then
+  gnuplot "$OUT/ttft_cdf.gp" && echo "TTFT CDFs: $OUT/ttft_cdf.png"
+fi
+echo "demo took $((SECONDS - T_START)) s"

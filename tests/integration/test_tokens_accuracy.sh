@@ -30,7 +30,7 @@ python3 "$DATA/build_corpus.py" corpus
 
 SPM_FLAGS="--model_type=bpe --byte_fallback=true --split_digits=true --character_coverage=0.9995
   --normalization_rule_name=identity --remove_extra_whitespaces=false --allow_whitespace_only_pieces=true
-  --add_dummy_prefix=true --input_sentence_size=300000 --shuffle_input_sentence=true --num_threads=1
+  --add_dummy_prefix=true --input_sentence_size=150000 --shuffle_input_sentence=true --num_threads=1
   --max_sentence_length=8192 --minloglevel=2"
 echo "== training spm models"
 # shellcheck disable=SC2086

@@ -128,8 +128,16 @@ std::unique_ptr<Classifier> Classifier::load_files(const std::vector<std::string
 
 std::unique_ptr<Classifier> Classifier::load_sources(const std::vector<Source>& sources, std::string* error) {
     std::unique_ptr<Classifier> c(new Classifier());
-    for (const auto& s : sources)
-        if (!parse_rules(s.name, s.text, c->_rules, c->_tags, error)) return nullptr;
+    uint32_t groups = 0;
+    for (const auto& s : sources) {
+        const size_t first = c->_rules.size();
+        bool early = false;
+        if (!parse_rules(s.name, s.text, c->_rules, c->_tags, error, &early)) return nullptr;
+        if (!early) continue;
+        ++groups;
+        for (size_t i = first; i < c->_rules.size(); ++i) c->_rules[i].group = groups;
+    }
+    c->_groups.resize(groups);
     if (!c->compile(error)) return nullptr;
     return c;
 }
@@ -138,6 +146,10 @@ bool Classifier::compile(std::string* error) {
     _hot.resize(_rules.size());
     std::vector<const char*> exprs, exprs_d;
     std::vector<unsigned> flags, ids, flags_d, ids_d;
+    std::vector<std::vector<const char*>> exprs_g(_groups.size());
+    std::vector<std::vector<unsigned>> flags_g(_groups.size()), ids_g(_groups.size());
+    for (const Rule& r : _rules)
+        if (r.group) _groups[r.group - 1].mask |= TagSet{1} << r.bit;
     std::vector<size_t> expr_rule;
     for (size_t i = 0; i < _rules.size(); ++i) {
         const Rule& r = _rules[i];
@@ -157,6 +169,10 @@ bool Classifier::compile(std::string* error) {
             flags_d.push_back(f);
             ids_d.push_back(static_cast<unsigned>(i));
             _digits_gate = _digits_gate == 0 ? r.needs_digits : std::min(_digits_gate, r.needs_digits);
+        } else if (r.group) {
+            exprs_g[r.group - 1].push_back(r.pattern.c_str());
+            flags_g[r.group - 1].push_back(f);
+            ids_g[r.group - 1].push_back(static_cast<unsigned>(i));
         } else {
             exprs.push_back(r.pattern.c_str());
             flags.push_back(f);
@@ -213,13 +229,26 @@ bool Classifier::compile(std::string* error) {
         }
         return true;
     };
-    return build(exprs, flags, ids, _db) && build(exprs_d, flags_d, ids_d, _db_digits);
+    if (!build(exprs, flags, ids, _db) || !build(exprs_d, flags_d, ids_d, _db_digits)) return false;
+    if (_groups.empty()) return true;
+    std::vector<const char*> exprs_a = exprs;
+    std::vector<unsigned> flags_a = flags, ids_a = ids;
+    for (size_t g = 0; g < _groups.size(); ++g) {
+        if (!build(exprs_g[g], flags_g[g], ids_g[g], _groups[g].db)) return false;
+        exprs_a.insert(exprs_a.end(), exprs_g[g].begin(), exprs_g[g].end());
+        flags_a.insert(flags_a.end(), flags_g[g].begin(), flags_g[g].end());
+        ids_a.insert(ids_a.end(), ids_g[g].begin(), ids_g[g].end());
+    }
+    return build(exprs_a, flags_a, ids_a, _db_all);
 }
 
 Classifier::~Classifier() {
     if (_proto) hs_free_scratch(_proto);
     if (_db) hs_free_database(_db);
     if (_db_digits) hs_free_database(_db_digits);
+    for (auto& g : _groups)
+        if (g.db) hs_free_database(g.db);
+    if (_db_all) hs_free_database(_db_all);
 }
 
 int Classifier::tag_bit(std::string_view name) const noexcept {
@@ -247,6 +276,10 @@ size_t Classifier::database_bytes() const noexcept {
     size_t n = 0, m = 0;
     if (_db && hs_database_size(_db, &n) != HS_SUCCESS) n = 0;
     if (_db_digits && hs_database_size(_db_digits, &m) != HS_SUCCESS) m = 0;
+    for (const auto& g : _groups) {
+        size_t k = 0;
+        if (g.db && hs_database_size(g.db, &k) == HS_SUCCESS) m += k;
+    }
     return n + m;
 }
 
@@ -280,7 +313,11 @@ int Scanner::on_match(unsigned id, unsigned long long from, unsigned long long t
     }
     uint32_t& cnt = s->_counts[id];
     if (cnt != UINT32_MAX) ++cnt;
-    if (cnt >= h.min_count) s->_tags |= h.mask;
+    if (cnt >= h.min_count) {
+        s->_tags |= h.mask;
+        // In an @early_exit database, nothing more can be learnt once all its tags are set.
+        if (s->_stop && (s->_tags & s->_stop) == s->_stop) return 1;
+    }
     return 0;  // keep scanning: other rules may still match
 }
 
@@ -294,13 +331,23 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
     std::fill(_counts.begin(), _counts.end(), 0u);
     // The SIMD pass first: script rules need its counts, and the digit-gated database is scanned
     // only when the whole text has enough digits.
-    if (!_c->_script_rules.empty() || _c->_db_digits)
+    if (!_c->_script_rules.empty() || _c->_db_digits || _c->_db_all)
         for (size_t i = 0; i < n; ++i)
             count_scripts(reinterpret_cast<const uint8_t*>(spans[i].data()), spans[i].size(), _scripts);
     const bool digits = _c->_db_digits && _scripts.digits >= _c->_digits_gate;
+    // Code-dense text: @early_exit files in their own databases, which stop at their first decisive
+    // match; otherwise one database for all (one literal-matcher pass).
+    const bool split = _c->_db_all && _scripts.punct * 1000 >= EARLY_EXIT_PUNCT_PERMILLE * _scripts.bytes;
+    _split = split;
     for (size_t i = 0; i < n; ++i) {
-        if (_c->_db) scan_db(_c->_db, spans[i].data(), spans[i].size());
-        if (digits) scan_db(_c->_db_digits, spans[i].data(), spans[i].size());
+        if (_c->_db_all && !split) {
+            scan_db(_c->_db_all, spans[i].data(), spans[i].size(), 0);
+        } else {
+            if (_c->_db) scan_db(_c->_db, spans[i].data(), spans[i].size(), 0);
+            for (const auto& g : _c->_groups)
+                if (g.db && (_tags & g.mask) != g.mask) scan_db(g.db, spans[i].data(), spans[i].size(), g.mask);
+        }
+        if (digits) scan_db(_c->_db_digits, spans[i].data(), spans[i].size(), 0);
     }
     _cur = nullptr;
     for (uint32_t ri : _c->_script_rules) {
@@ -313,13 +360,16 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
     return _tags;
 }
 
-void Scanner::scan_db(const hs_database* db, const char* p, size_t len) noexcept {
+void Scanner::scan_db(const hs_database* db, const char* p, size_t len, TagSet stop_mask) noexcept {
+    _stop = stop_mask;
     // hs_scan takes an unsigned int length; texts are bounded by the body limit (MBs), but a
     // longer span is scanned in pieces rather than truncated silently.
     while (len > 0) {
         const unsigned chunk = len > (1u << 30) ? (1u << 30) : static_cast<unsigned>(len);
         _cur = p;
-        if (hs_scan(db, p, chunk, 0, _scratch, &Scanner::on_match, this) != HS_SUCCESS) ++_errors;
+        const hs_error_t rc = hs_scan(db, p, chunk, 0, _scratch, &Scanner::on_match, this);
+        if (rc == HS_SCAN_TERMINATED) break;  // early exit: the group's tags are all set
+        if (rc != HS_SUCCESS) ++_errors;
         p += chunk;
         len -= chunk;
     }

@@ -43,6 +43,10 @@ using TagSet = uint64_t;
 constexpr uint32_t MAX_TAGS = 64;
 constexpr uint32_t MAX_TAG_NAME = 47;  // scoreboard NAME_LEN - 1
 constexpr uint32_t MAX_RULES = 4096;
+// Texts with at least this many { } ( ) ; = per thousand bytes scan @early_exit files in their own
+// databases (stopping once their tags are set); sparser texts use one database for everything,
+// because every extra database is one more literal-matcher pass over the text.
+constexpr uint32_t EARLY_EXIT_PUNCT_PERMILLE = 15;
 
 enum class Confirm : uint8_t { NONE = 0, LUHN, IBAN };
 
@@ -57,6 +61,8 @@ struct ScriptCounts {
     uint64_t arabic = 0;       // lead byte D8-DB: U+0600-U+06FF
     uint64_t cjk = 0;          // lead byte E3-ED: U+3000-U+DFFF (CJK symbols, kana, han, hangul)
     uint64_t digits = 0;       // ASCII 0-9 (gates the needs_digits= rules)
+    uint64_t punct = 0;        // { } ( ) ; = (code-like density: picks the @early_exit scan mode)
+    uint64_t bytes = 0;
     uint64_t of(Script s) const noexcept;
     bool operator==(const ScriptCounts&) const = default;
 };
@@ -86,6 +92,7 @@ struct Rule {
     Script script = Script::NONE;
     double min_fraction = 0;  // script rules
     uint32_t needs_digits = 0;  // > 0: in the gated database, scanned only with this many digits
+    uint32_t group = 0;         // 0: shared database; k > 0: the k-th @early_exit file's own database
 };
 
 class Classifier {
@@ -135,6 +142,13 @@ private:
     hs_database* _db = nullptr;         // ungated regex rules; null when there are none
     hs_database* _db_digits = nullptr;  // needs_digits= rules; null when there are none
     uint32_t _digits_gate = 0;          // smallest needs_digits of those rules
+    // @early_exit files: own database each; its scan stops once all of the file's tags are set.
+    struct Group {
+        hs_database* db = nullptr;
+        TagSet mask = 0;
+    };
+    std::vector<Group> _groups;
+    hs_database* _db_all = nullptr;     // shared + @early_exit rules in one database (prose mode)
     hs_scratch* _proto = nullptr;       // prototype scratch (valid for both databases), cloned per Scanner
 };
 
@@ -158,6 +172,7 @@ public:
     const ScriptCounts& script_counts() const noexcept { return _scripts; }
     uint64_t errors() const noexcept { return _errors; }  // Hyperscan scan errors, cumulative
     uint64_t confirm_rejects() const noexcept { return _confirm_rejects; }  // cumulative
+    bool last_scan_split() const noexcept { return _split; }  // @early_exit databases used separately
 
 private:
     const Classifier* _c;
@@ -169,7 +184,9 @@ private:
     uint64_t _errors = 0;
     uint64_t _confirm_rejects = 0;
     bool _ok = false;
-    void scan_db(const hs_database* db, const char* p, size_t len) noexcept;
+    void scan_db(const hs_database* db, const char* p, size_t len, TagSet stop_mask) noexcept;
+    TagSet _stop = 0;               // scan of an @early_exit database: stop when these are all set
+    bool _split = false;
     static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
                         void* ctx) noexcept;
 };

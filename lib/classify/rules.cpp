@@ -151,7 +151,8 @@ std::string parse_line(std::string_view s, Rule& r) {
 }  // namespace
 
 bool parse_rules(std::string_view name, std::string_view text, std::vector<Rule>& rules,
-                 std::vector<std::string>& tags, std::string* error) {
+                 std::vector<std::string>& tags, std::string* error, bool* early_exit) {
+    if (early_exit) *early_exit = false;
     uint32_t lineno = 0;
     size_t pos = 0;
     while (pos < text.size()) {
@@ -163,6 +164,11 @@ bool parse_rules(std::string_view name, std::string_view text, std::vector<Rule>
         while (!line.empty() && is_blank(line.front())) line.remove_prefix(1);
         while (!line.empty() && is_blank(line.back())) line.remove_suffix(1);
         if (line.empty() || line.front() == '#') continue;
+        if (line.front() == '@') {
+            if (line != "@early_exit") return fail(error, name, lineno, "unknown directive '" + std::string(line) + "' (known: @early_exit)");
+            if (early_exit) *early_exit = true;
+            continue;
+        }
         Rule r;
         r.file = std::string(name);
         r.line = lineno;

@@ -23,7 +23,7 @@ inline uint64_t pop(__m256i m) noexcept {
 }  // namespace
 
 void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept {
-    uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0, digits = 0;
+    uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0, digits = 0, punct = 0;
     size_t i = 0;
     const __m256i minus65 = _mm256_set1_epi8(-65);  // 0xBF
     const __m256i x20 = _mm256_set1_epi8(0x20);
@@ -38,6 +38,13 @@ void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept 
         const uint32_t digit_mask = static_cast<uint32_t>(_mm256_movemask_epi8(digit));
         const uint32_t ascii_alnum = static_cast<uint32_t>(_mm256_movemask_epi8(alpha)) | digit_mask;
         digits += static_cast<uint64_t>(__builtin_popcount(digit_mask));
+        // { } ( ) ; =  : '(' ')' are 0x28-0x29, '{' '}' are 0x7B and 0x7D.
+        const __m256i pu = _mm256_or_si256(
+            _mm256_or_si256(in_range(v, '(', ')'), _mm256_cmpeq_epi8(v, _mm256_set1_epi8(';'))),
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('=')),
+                            _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('{')),
+                                            _mm256_cmpeq_epi8(v, _mm256_set1_epi8('}')))));
+        punct += pop(pu);
         cp += pop(not_cont);
         letters += static_cast<uint64_t>(__builtin_popcount(ascii_alnum | lead_mask));
         cyr += pop(in_range(v, 0xD0, 0xD3));
@@ -52,6 +59,8 @@ void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept 
     acc.arabic += arabic;
     acc.cjk += cjk;
     acc.digits += digits;
+    acc.punct += punct;
+    acc.bytes += i;
     if (i < n) count_scripts_scalar(p + i, n - i, acc);
 }
 

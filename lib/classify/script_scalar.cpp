@@ -6,7 +6,7 @@ namespace tlb::classify {
 
 namespace {
 
-enum : uint8_t { CP = 1, LETTER = 2, CYR = 4, GREEK = 8, ARABIC = 16, CJK = 32, DIGIT = 64 };
+enum : uint8_t { CP = 1, LETTER = 2, CYR = 4, GREEK = 8, ARABIC = 16, CJK = 32, DIGIT = 64, PUNCT = 128 };
 
 struct Table {
     uint8_t cls[256];
@@ -21,6 +21,7 @@ struct Table {
             if (b >= 0xD8 && b <= 0xDB) c |= ARABIC;
             if (b >= 0xE3 && b <= 0xED) c |= CJK;
             if (b >= '0' && b <= '9') c |= DIGIT;
+            if (b == '{' || b == '}' || b == '(' || b == ')' || b == ';' || b == '=') c |= PUNCT;
             cls[b] = c;
         }
     }
@@ -59,7 +60,7 @@ const char* script_kernel_name() noexcept { return kernel() == &count_scripts_av
 void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept {
     // Separate local counters: the compiler keeps them in registers instead of round-tripping
     // through acc on every byte.
-    uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0, digits = 0;
+    uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0, digits = 0, punct = 0;
     for (size_t i = 0; i < n; ++i) {
         const uint8_t c = TABLE.cls[p[i]];
         cp += c & 1;
@@ -69,6 +70,7 @@ void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcep
         arabic += (c >> 4) & 1;
         cjk += (c >> 5) & 1;
         digits += (c >> 6) & 1;
+        punct += (c >> 7) & 1;
     }
     acc.code_points += cp;
     acc.letters += letters;
@@ -77,6 +79,8 @@ void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcep
     acc.arabic += arabic;
     acc.cjk += cjk;
     acc.digits += digits;
+    acc.punct += punct;
+    acc.bytes += n;
 }
 
 void count_scripts(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept { kernel()(p, n, acc); }

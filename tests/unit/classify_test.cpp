@@ -329,4 +329,42 @@ TEST(ScriptKernel, ScalarCounts) {
     EXPECT_EQ(c.cyrillic, 2u);
     EXPECT_EQ(c.cjk, 2u);
     EXPECT_EQ(c.greek, 0u);
+    EXPECT_EQ(c.bytes, s.size());
+    const std::string code = "f(x) { y = 1; }";
+    ScriptCounts d;
+    count_scripts_scalar(reinterpret_cast<const uint8_t*>(code.data()), code.size(), d);
+    EXPECT_EQ(d.punct, 6u);
+    EXPECT_EQ(d.digits, 1u);
+}
+
+// @early_exit: the same tags whether the file is scanned in the shared database (prose) or in its
+// own database that stops early (code-like text), and the split is chosen by punctuation density.
+TEST(EarlyExit, SameTagsInBothModes) {
+    const std::string a = "@early_exit\ncode /\\bdef /\ncode /;$/m min_count=2\n";
+    const std::string b = "mail /[a-z]@[a-z]+\\.com\\b/\n";
+    std::string err;
+    auto c = Classifier::load_sources({{"a.rules", a}, {"b.rules", b}}, &err);
+    ASSERT_NE(c, nullptr) << err;
+    Scanner s(*c);
+    const std::string prose = "a few words of plain prose, then more words to make it long, def not code; x@y.com";
+    EXPECT_EQ(c->format(s.scan(prose)), "code,mail");
+    EXPECT_FALSE(s.last_scan_split());
+    const std::string dense = "def f(a): (a); {b}; (c) = (d);\n x = (1);\n y@z.com";
+    EXPECT_EQ(c->format(s.scan(dense)), "code,mail");
+    EXPECT_TRUE(s.last_scan_split());
+    // Split mode still finds a tag that needs several matches, and the shared database still runs.
+    const std::string dense2 = "(a) = (b);\n(c) = (d);\n{}()==;;";
+    EXPECT_EQ(c->format(s.scan(dense2)), "code");
+    EXPECT_TRUE(s.last_scan_split());
+    EXPECT_EQ(s.errors(), 0u);
+    EXPECT_EQ(load_error("@early\n"), "t.rules:1: unknown directive '@early' (known: @early_exit)");
+}
+
+TEST_F(DefaultRules, DenseCodeUsesEarlyExit) {
+    std::string code;
+    for (int i = 0; i < 50; ++i) code += "int f" + std::to_string(i) + "(int x) {\n  return x * 2;\n}\n";
+    EXPECT_EQ(tags(code), "code");
+    EXPECT_TRUE(scanner->last_scan_split());
+    EXPECT_EQ(tags("Plain English prose about nothing in particular, with a comma or two."), "");
+    EXPECT_FALSE(scanner->last_scan_split());
 }

@@ -15,8 +15,9 @@ Workload (the mix a chat product behind one model sees):
   * 90% streaming with stream_options.include_usage (TTFT = arrival -> first SSE data event),
     10% non-streaming (TTFT not defined; only end-to-end is recorded)
 
-Each request opens its own TCP connection (Connection: close), so no client-side connection
-reuse couples requests to each other. One JSON line per request goes to --out: arrival offset,
+Connections are kept alive and reused from an idle pool, as HTTP client libraries do
+(--keepalive off: one connection per request with Connection: close); a new connection is opened
+whenever no idle one exists, so arrivals never wait for a connection. One JSON line per request goes to --out: arrival offset,
 kind, stream, status, backend (x-tokenlb-backend), ttft_s, e2e_s, usage.prompt_tokens,
 usage.completion_tokens, bytes of the body, error. A progress bar goes to stderr.
 """
@@ -109,67 +110,112 @@ async def body_chunks(reader, hdrs):
             yield data
 
 
-async def one_request(host, port, req, t0, timeout):
+class Pool:
+    """Idle keep-alive connections to the target (an HTTP client library's pool, as the OpenAI
+    SDKs use). keepalive=False opens a connection per request and sends Connection: close."""
+
+    def __init__(self, host, port, keepalive):
+        self.host, self.port, self.keepalive = host, port, keepalive
+        self.idle = []
+        self.opened = 0
+
+    async def get(self):
+        if self.idle:
+            return self.idle.pop(), True
+        self.opened += 1
+        return await asyncio.open_connection(self.host, self.port), False
+
+    def put(self, conn):
+        self.idle.append(conn)
+
+    def close_all(self):
+        for _, w in self.idle:
+            w.close()
+        self.idle.clear()
+
+
+async def exchange(conn, host, req, start, keepalive, rec):
+    """One request/response on conn. Returns True when conn may be reused."""
+    reader, writer = conn
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\n"
+                 b"Content-Type: application/json\r\nConnection: %s\r\n"
+                 b"Content-Length: %d\r\n\r\n" % (host.encode(),
+                                                   b"keep-alive" if keepalive else b"close",
+                                                   len(req["body"])) + req["body"])
+    await writer.drain()
+    status, hdrs = await read_headers(reader)
+    rec["status"] = status
+    rec["backend"] = hdrs.get("x-tokenlb-backend")
+    if not req["stream"] or status != 200:
+        body = b"".join([c async for c in body_chunks(reader, hdrs)])
+        rec["e2e_s"] = time.monotonic() - start
+        try:
+            obj = json.loads(body)
+            u = obj.get("usage") or {}
+            rec["prompt_tokens"] = u.get("prompt_tokens")
+            rec["completion_tokens"] = u.get("completion_tokens")
+            if status != 200:
+                rec["error"] = (obj.get("error") or {}).get("message", "")[:200]
+        except ValueError:
+            rec["error"] = "bad json body"
+    else:
+        buf = b""
+        done = False
+        async for chunk in body_chunks(reader, hdrs):
+            buf += chunk
+            while b"\n\n" in buf:
+                ev, buf = buf.split(b"\n\n", 1)
+                for line in ev.split(b"\n"):
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if rec["ttft_s"] is None:
+                        rec["ttft_s"] = time.monotonic() - start
+                    if data == b"[DONE]":
+                        done = True
+                        continue
+                    obj = json.loads(data)
+                    u = obj.get("usage")
+                    if u:
+                        rec["prompt_tokens"] = u.get("prompt_tokens")
+                        rec["completion_tokens"] = u.get("completion_tokens")
+        rec["e2e_s"] = time.monotonic() - start
+        if not done:
+            rec["error"] = "stream ended without [DONE]"
+    framed = ("content-length" in hdrs or
+              hdrs.get("transfer-encoding", "").lower() == "chunked")
+    return keepalive and framed and hdrs.get("connection", "").lower() != "close"
+
+
+async def one_request(pool, host, req, t0, timeout):
     rec = {"i": req["i"], "t": round(req["t"], 6), "kind": req["kind"], "stream": req["stream"],
            "max_tokens": req["max_tokens"], "body_bytes": len(req["body"]), "status": 0,
            "backend": None, "ttft_s": None, "e2e_s": None, "prompt_tokens": None,
-           "completion_tokens": None, "error": None}
+           "completion_tokens": None, "reused": False, "error": None}
     start = t0 + req["t"]
-    writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\n"
-                         b"Content-Type: application/json\r\nConnection: close\r\n"
-                         b"Content-Length: %d\r\n\r\n" % (host.encode(), len(req["body"])) +
-                         req["body"])
-            await writer.drain()
-            status, hdrs = await read_headers(reader)
-            rec["status"] = status
-            rec["backend"] = hdrs.get("x-tokenlb-backend")
-            if not req["stream"] or status != 200:
-                body = b"".join([c async for c in body_chunks(reader, hdrs)])
-                rec["e2e_s"] = time.monotonic() - start
+            for attempt in (0, 1):
+                conn, reused = await pool.get()
+                rec["reused"] = reused
                 try:
-                    obj = json.loads(body)
-                    u = obj.get("usage") or {}
-                    rec["prompt_tokens"] = u.get("prompt_tokens")
-                    rec["completion_tokens"] = u.get("completion_tokens")
-                    if status != 200:
-                        rec["error"] = (obj.get("error") or {}).get("message", "")[:200]
-                except ValueError:
-                    rec["error"] = "bad json body"
-            else:
-                buf = b""
-                done = False
-                async for chunk in body_chunks(reader, hdrs):
-                    buf += chunk
-                    while b"\n\n" in buf:
-                        ev, buf = buf.split(b"\n\n", 1)
-                        for line in ev.split(b"\n"):
-                            if not line.startswith(b"data:"):
-                                continue
-                            data = line[5:].strip()
-                            if rec["ttft_s"] is None:
-                                rec["ttft_s"] = time.monotonic() - start
-                            if data == b"[DONE]":
-                                done = True
-                                continue
-                            obj = json.loads(data)
-                            u = obj.get("usage")
-                            if u:
-                                rec["prompt_tokens"] = u.get("prompt_tokens")
-                                rec["completion_tokens"] = u.get("completion_tokens")
-                rec["e2e_s"] = time.monotonic() - start
-                if not done:
-                    rec["error"] = "stream ended without [DONE]"
+                    reuse = await exchange(conn, host, req, start, pool.keepalive, rec)
+                except (OSError, asyncio.IncompleteReadError) as e:
+                    conn[1].close()
+                    # A pooled connection the server closed while idle: retry once on a new
+                    # one, as HTTP clients do, but only when no response byte was seen.
+                    if reused and rec["status"] == 0 and attempt == 0:
+                        continue
+                    raise
+                if reuse and not rec["error"]:
+                    pool.put(conn)
+                else:
+                    conn[1].close()
+                break
     except TimeoutError:
         rec["error"] = f"timeout after {timeout}s"
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
         rec["error"] = f"{type(e).__name__}: {e}"[:200]
-    finally:
-        if writer is not None:
-            writer.close()
     return rec
 
 
@@ -206,6 +252,7 @@ async def run(args):
     prog = Progress(len(reqs), args.duration, args.label,
                     args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()))
     results = []
+    pool = Pool(host, port, args.keepalive == "on")
     t0 = time.monotonic() + 0.2
 
     async def fire(req):
@@ -213,7 +260,7 @@ async def run(args):
         if delay > 0:
             await asyncio.sleep(delay)
         prog.sent += 1
-        rec = await one_request(host, port, req, t0, args.timeout)
+        rec = await one_request(pool, host, req, t0, args.timeout)
         prog.done += 1
         if rec["error"] or rec["status"] != 200:
             prog.errors += 1
@@ -228,13 +275,15 @@ async def run(args):
     await asyncio.gather(*(fire(r) for r in reqs))
     tick.cancel()
     prog.draw(t0, final=True)
+    pool.close_all()
     wall = time.monotonic() - t0
     results.sort(key=lambda r: r["i"])
     with open(args.out, "w") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")
         f.write(json.dumps({"summary": True, "wall_s": wall, "requests": len(reqs),
-                            "rate": args.rate, "duration": args.duration, "seed": args.seed}) + "\n")
+                            "rate": args.rate, "duration": args.duration, "seed": args.seed,
+                            "keepalive": args.keepalive, "connections": pool.opened}) + "\n")
     bad = sum(1 for r in results if r["error"] or r["status"] != 200)
     return 0 if bad <= args.max_errors else 1
 
@@ -249,6 +298,8 @@ def main():
     ap.add_argument("--stream-frac", type=float, default=0.9)
     ap.add_argument("--timeout", type=float, default=90.0, help="per request, seconds")
     ap.add_argument("--out", required=True, help="JSON lines, one per request")
+    ap.add_argument("--keepalive", choices=["on", "off"], default="on",
+                    help="reuse idle connections (on) or one connection per request (off)")
     ap.add_argument("--label", default="load")
     ap.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
     ap.add_argument("--max-errors", type=int, default=0,

@@ -8,6 +8,7 @@
 // anything after `--` (which wins, as EAL takes the last occurrence). --check-config needs neither
 // EAL nor root.
 #include <sched.h>
+#include <time.h>
 #include <sys/random.h>
 #include <signal.h>
 #include <unistd.h>
@@ -31,6 +32,8 @@
 #include "dataplane/setup.hpp"
 #include "dataplane/worker.hpp"
 #include "scoreboard/scoreboard.hpp"
+#include "tcp/counters.hpp"
+#include "telemetry/service.hpp"
 #include "tokens/tokens.hpp"
 
 namespace {
@@ -233,6 +236,7 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<tlb::drivers::Port>> ports;
     std::unique_ptr<tlb::scoreboard::Scoreboard> scoreboard;
     std::unique_ptr<tlb::tokens::Estimator> estimator;
+    std::unique_ptr<tlb::telemetry::Service> tel;
     std::unique_ptr<tlb::dataplane::Worker> worker;
     bool launched = false;
     try {
@@ -287,6 +291,23 @@ int main(int argc, char** argv) {
         if (!have_client || !have_backend) throw std::runtime_error("need a client and a backend port");
         env.scoreboard = scoreboard.get();
         env.estimator = estimator.get();
+
+        // Telemetry: Prometheus endpoint, access log, learning, backend scraping, DPDK telemetry
+        // commands — all on control-plane threads (docs/operations.md).
+        tlb::telemetry::ServiceOptions to;
+        to.cfg = &cfg;
+        to.scoreboard = scoreboard.get();
+        to.n_workers = 1;
+        to.tsc_hz = rte_get_tsc_hz();
+        {
+            timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t us = uint64_t((__uint128_t)rte_rdtsc() * 1000000u / to.tsc_hz);
+            to.unix_offset_us = int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000 - int64_t(us);
+        }
+        tel = std::make_unique<tlb::telemetry::Service>(to);
+        env.telemetry = &tel->worker(0);
+        env.controls = &tel->controls();
         uint64_t keys[5] = {};
         if (getrandom(keys, sizeof keys, 0) != sizeof keys)
             throw std::runtime_error("getrandom failed");
@@ -296,6 +317,30 @@ int main(int argc, char** argv) {
         env.iss_k1 = keys[3];
         env.seed = keys[4] | 1;
         worker = std::make_unique<tlb::dataplane::Worker>(env);
+        tel->set_sampler([&](tlb::telemetry::Sample& smp) {  // control-plane threads; read-only
+            if (!worker) return;
+            tlb::telemetry::WorkerSample ws;
+            ws.id = 0;
+            ws.dataplane = tlb::telemetry::named_values(worker->counters(), tlb::dataplane::dp_counter_names());
+            ws.tcp = tlb::telemetry::named_values(worker->tcp_counters(), tlb::tcp::counter_names());
+            ws.flows = worker->flows();
+            ws.client_conns = worker->client_conns();
+            ws.backend_conns = worker->backend_conns();
+            ws.buffers_in_use = worker->buffers_in_use();
+            for (uint16_t b = 0; b < cfg.backends.size(); ++b)
+                ws.pool.push_back({worker->pool_idle(b), worker->pool_total(b)});
+            smp.workers.push_back(std::move(ws));
+            for (auto& p : ports) {
+                auto st = p->stats();
+                smp.ports.push_back({p->config().name, st.ipackets, st.opackets, st.ibytes, st.obytes,
+                                     st.imissed, st.ierrors, st.oerrors, st.rx_nombuf});
+            }
+        });
+        {
+            std::string terr;
+            if (!tel->start(&terr) || !tel->register_dpdk_commands(&terr))
+                throw std::runtime_error("telemetry: " + terr);
+        }
         static tlb::dataplane::Worker::LaunchArg la;
         la.worker = worker.get();
         la.stop = &g_stop;
@@ -326,6 +371,7 @@ int main(int argc, char** argv) {
     }
 
     if (launched) rte_eal_wait_lcore(worker_lcore);
+    if (tel) tel->stop();
     if (worker) print_counters(*worker, ports);
     for (auto& p : ports) p->close();
     ports.clear();

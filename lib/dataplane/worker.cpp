@@ -190,6 +190,7 @@ void Worker::run(const std::atomic<bool>& stop) {
     uint32_t idle = 0;
     uint64_t now = now_us_from_tsc(rte_rdtsc(), hz);
     _wheel.advance(now, [](tcp::Timer*) {});
+    uint64_t t0 = rte_rdtsc();
     while (!stop.load(std::memory_order_relaxed)) {
         now = now_us_from_tsc(rte_rdtsc(), hz);
         uint32_t work = 0;
@@ -215,12 +216,21 @@ void Worker::run(const std::atomic<bool>& stop) {
         } else if (_cfg.dataplane.idle_backoff && ++idle >= _cfg.dataplane.idle_polls_before_sleep) {
             usleep(_cfg.dataplane.idle_sleep_us);
         }
+        if (_env.telemetry) {
+            uint64_t t1 = rte_rdtsc();
+            _env.telemetry->busy.poll(t0, t1, work != 0);
+            t0 = t1;
+        }
     }
     flush_tx();
 }
 
 void Worker::housekeeping(uint64_t now) {
     _cookies.set_time(now / 1000000);
+    if (_env.controls) {  // `tokenlb-ctl policy set NAME`
+        auto k = policy::Kind(_env.controls->policy.load(std::memory_order_relaxed));
+        if (k != _params.kind && k < policy::Kind::COUNT) _params.kind = k;
+    }
     // Resolve backends and keep the pool pre-warmed.
     static constexpr uint64_t ARP_RETRY_US = 500000;
     static uint64_t last_arp = 0;  // worker-local in practice (one worker per process today)
@@ -518,8 +528,10 @@ void Worker::client_segment(uint32_t ci, rte_mbuf* m, const net::Ipv4Info& ip,
     if (r.rst) {
         if (!has_payload) rte_pktmbuf_free(m);
         _tc.client_closed_rst++;
-        if (c->phase == tcp::ClientPhase::RESPONSE || c->phase == tcp::ClientPhase::DISPATCH)
+        if (c->phase == tcp::ClientPhase::RESPONSE || c->phase == tcp::ClientPhase::DISPATCH) {
             _c.client_aborts++;
+            log_request(ci, e.rparser.status(), telemetry::AccessRecord::FLAG_ABORTED, now, nullptr);
+        }
         client_close(ci, false);
         return;
     }
@@ -591,6 +603,7 @@ void Worker::client_segment(uint32_t ci, rte_mbuf* m, const net::Ipv4Info& ip,
         case tcp::ClientPhase::RESPONSE:
             // The client went away mid-response: stop the backend generating for nobody.
             _c.client_aborts++;
+            log_request(ci, e.rparser.status(), telemetry::AccessRecord::FLAG_ABORTED, now, nullptr);
             client_abort_backend(ci);
             tcp::close(c->cb);
             c->phase = tcp::ClientPhase::CLOSING;
@@ -714,6 +727,12 @@ void Worker::pump(uint32_t ci, uint64_t now) {
             int64_t len = http::build_error_response(tmp, sizeof(tmp), err);
             if (http::error_status(err) >= 500) _c.status_5xx++;
             else _c.status_4xx++;
+            e.t_request_us = now;
+            e.routed = false;
+            e.backend = -1;
+            e.feat.model = telemetry::NO_MODEL;
+            e.feat.prompt_tokens = 0;
+            log_request(ci, http::error_status(err), telemetry::AccessRecord::FLAG_LOCAL, now, nullptr);
             if (len > 0) local_bytes(ci, tmp, uint32_t(len), true, true, now);
             c->phase = tcp::ClientPhase::LOCAL_RESPONSE;
             e.close_after = true;
@@ -775,6 +794,13 @@ void Worker::on_request(uint32_t ci, uint64_t now) {
     e.head_req = p.method() == http::Method::HEAD;
     e.tried = 0;
     e.attempts = 0;
+    e.routed = false;
+    e.stream = false;
+    e.backend = -1;
+    e.t_request_us = now;
+    e.t_first_us = 0;
+    e.feat.model = telemetry::NO_MODEL;
+    e.feat.prompt_tokens = 0;
     std::string_view path = sv(e.buf->data, p.path());
     const bool get = p.method() == http::Method::GET || p.method() == http::Method::HEAD;
     const bool post = p.method() == http::Method::POST;
@@ -792,6 +818,7 @@ void Worker::on_request(uint32_t ci, uint64_t now) {
         c->phase = tcp::ClientPhase::LOCAL_RESPONSE;
         _c.responses_local++;
         _c.status_2xx++;
+        log_request(ci, 200, telemetry::AccessRecord::FLAG_LOCAL, now, nullptr);
         if (e.close_after) {
             tcp::close(c->cb);
         }
@@ -877,6 +904,8 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
     }
     policy::RequestFeatures& f = e.feat;
     f = policy::RequestFeatures{};
+    f.model = telemetry::NO_MODEL;
+    e.stream = rq.stream;
     int32_t model = -1, alias = -1;
     for (const auto& me : _models)
         if (me.name == rq.model) {
@@ -996,6 +1025,8 @@ void Worker::dispatch(uint32_t ci, uint64_t now) {
         if (e.attempts++ > 0) _c.retries++;
         e.backend = d.backend;
         e.predicted_ttft = d.predicted_ttft_s;
+        e.reason = uint8_t(d.reason);
+        e.routed = true;
         e.predicted_tps = d.predicted_decode_tps;
         uint32_t uncached = e.feat.prompt_tokens > d.cached_tokens ? e.feat.prompt_tokens - d.cached_tokens : 0;
         e.ticket = _env.scoreboard->on_route(_env.worker_id, id, uncached, d.expected_output_tokens);
@@ -1396,6 +1427,7 @@ void Worker::backend_response(tcp::BackendConn* b, uint32_t ci, rte_mbuf* m,
         // The backend closed before the response's end.
         if (c->first_byte_sent) {
             _c.backend_fail_after_first_byte++;
+            log_request(ci, 0, telemetry::AccessRecord::FLAG_ABORTED, now, nullptr);
             end_attempt(ci, 0, 0);
             c->backend = tcp::HANDLE_INVALID;
             backend_reset_close(b);
@@ -1425,9 +1457,41 @@ void Worker::backend_failed(tcp::BackendConn* b, uint64_t now) {
         dispatch(ci, now);
     } else {
         _c.backend_fail_after_first_byte++;
+        log_request(ci, 0, telemetry::AccessRecord::FLAG_ABORTED, now, nullptr);
         end_attempt(ci, 0, 0);
         client_close(ci, true);
     }
+}
+
+void Worker::log_request(uint32_t ci, uint16_t status, uint8_t flags, uint64_t now,
+                         const openai::Usage* u) {
+    if (!_env.telemetry) return;
+    const tcp::ClientConn* c = _clients.at(ci);
+    const ClientExt& e = _ext[ci];
+    telemetry::AccessRecord r;
+    r.t_request_us = e.t_request_us;
+    r.client_ip = c->cb.key.remote_ip_be;
+    r.client_port = c->cb.key.remote_port_be;
+    r.status = status;
+    r.model = uint16_t(e.feat.model < telemetry::NO_MODEL ? e.feat.model : telemetry::NO_MODEL);
+    r.backend = e.backend >= 0 ? uint16_t(e.backend) : telemetry::NO_BACKEND;
+    r.estimated_prompt_tokens = e.feat.prompt_tokens;
+    if (u && u->present()) {
+        r.prompt_tokens = u->prompt_tokens > 0 ? uint32_t(u->prompt_tokens) : 0;
+        r.completion_tokens = u->completion_tokens > 0 ? uint32_t(u->completion_tokens) : 0;
+        flags |= telemetry::AccessRecord::FLAG_USAGE;
+    }
+    r.tags = e.feat.required_tags;
+    r.policy = uint8_t(_params.kind);
+    r.reason = e.reason;
+    r.attempts = e.attempts;
+    if (e.routed) flags |= telemetry::AccessRecord::FLAG_ROUTED;
+    if (e.stream) flags |= telemetry::AccessRecord::FLAG_STREAM;
+    r.flags = flags;
+    r.ttft_us = e.t_first_us > e.t_request_us ? uint32_t(std::min<uint64_t>(e.t_first_us - e.t_request_us, UINT32_MAX)) : 0;
+    r.e2e_us = uint32_t(std::min<uint64_t>(now - e.t_request_us, UINT32_MAX));
+    r.worker = uint8_t(_env.worker_id);
+    _env.telemetry->request_done(r);
 }
 
 void Worker::connect_failed(uint16_t id, uint64_t now) {
@@ -1466,6 +1530,20 @@ void Worker::unbind(uint32_t ci, uint64_t now) {
     us.finish();
     const openai::Usage& u = us.usage();
     if (u.present()) _c.usage_seen++;
+    if (_env.telemetry && u.completion_tokens >= 0 && e.ticketed && e.t_first_us) {
+        scoreboard::Observation o;
+        o.backend = uint32_t(e.backend);
+        o.model = e.feat.model;
+        o.ttft_s = double(e.t_first_us - e.t_route_us) * 1e-6;
+        o.predicted_ttft_s = e.predicted_ttft;
+        o.decode_s = double(now - e.t_first_us) * 1e-6;
+        o.predicted_decode_tps = e.predicted_tps;
+        o.uncached_prompt_tokens = e.ticket.uncached_prompt_tokens;
+        o.output_tokens = uint32_t(u.completion_tokens);
+        _env.telemetry->observe(o);
+    }
+    log_request(ci, e.rparser.status(), e.rparser.event_stream() ? telemetry::AccessRecord::FLAG_STREAM : 0,
+                now, &u);
     end_attempt(ci, u.prompt_tokens > 0 ? uint32_t(u.prompt_tokens) : 0,
                 u.completion_tokens > 0 ? uint32_t(u.completion_tokens) : 0);
     uint16_t st = e.rparser.status();
@@ -1581,6 +1659,7 @@ void Worker::local_response(uint32_t ci, uint16_t status, const char* msg, const
     int64_t n = http::build_error_response(tmp, sizeof(tmp), status, body, !close);
     if (status >= 500) _c.status_5xx++;
     else if (status >= 400) _c.status_4xx++;
+    log_request(ci, status, telemetry::AccessRecord::FLAG_LOCAL, now, nullptr);
     if (n <= 0) {
         client_close(ci, true);
         return;

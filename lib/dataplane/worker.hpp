@@ -33,6 +33,8 @@
 #include "policy/prefix.hpp"
 #include "scoreboard/scoreboard.hpp"
 #include "tcp/tcp.hpp"
+#include "telemetry/control.hpp"
+#include "telemetry/worker_telemetry.hpp"
 #include "tokens/tokens.hpp"
 
 struct rte_mbuf;
@@ -58,6 +60,8 @@ struct Env {
     uint64_t cookie_k0 = 0, cookie_k1 = 0;  // SYN-cookie master secret
     uint64_t iss_k0 = 0, iss_k1 = 0;        // RFC 6528 secret for backend ISNs
     uint64_t seed = 1;
+    telemetry::WorkerTelemetry* telemetry = nullptr;  // metrics, access log, observations
+    const telemetry::Controls* controls = nullptr;    // operator controls (policy set)
 };
 
 // Per-client-connection data-plane state (parallel to the tcp::ClientConn pool by index).
@@ -87,6 +91,9 @@ struct ClientExt {
     bool ticketed = false;
     scoreboard::Ticket ticket;
     float predicted_ttft = 0, predicted_tps = 0;
+    uint8_t reason = 0;            // policy::Reason of the last decision
+    bool routed = false;
+    bool stream = false;
     uint64_t t_request_us = 0, t_route_us = 0, t_first_us = 0;
     uint32_t pending = tcp::HANDLE_INVALID;  // backend conn being opened for this request
     // Response observation.
@@ -148,6 +155,9 @@ private:
     void client_close(uint32_t ci, bool rst);  // free everything; RST to the client if rst
     void client_abort_backend(uint32_t ci);     // RST the bound backend, end the attempt
     void end_attempt(uint32_t ci, uint32_t prompt, uint32_t output);
+    // One access-log record / metrics update per finished request (flags: AccessRecord::FLAG_*).
+    void log_request(uint32_t ci, uint16_t status, uint8_t flags, uint64_t now,
+                     const openai::Usage* usage);
     void arm_client_deadline(uint32_t ci, uint8_t kind, uint64_t at);
     // backend leg
     void backend_segment(tcp::BackendConn* b, rte_mbuf* m, const net::Ipv4Info& ip,

@@ -330,11 +330,11 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
     }
     std::fill(_counts.begin(), _counts.end(), 0u);
     // The SIMD pass first: script rules need its counts, and the digit-gated database is scanned
-    // only when the whole text has enough digits.
+    // only when some 33-byte stretch can hold enough digits.
     if (!_c->_script_rules.empty() || _c->_db_digits || _c->_db_all)
         for (size_t i = 0; i < n; ++i)
             count_scripts(reinterpret_cast<const uint8_t*>(spans[i].data()), spans[i].size(), _scripts);
-    const bool digits = _c->_db_digits && _scripts.digits >= _c->_digits_gate;
+    const bool digits = _c->_db_digits && _scripts.digit_window >= _c->_digits_gate;
     // Code-dense text: @early_exit files in their own databases, which stop at their first decisive
     // match; otherwise one database for all (one literal-matcher pass).
     const bool split = _c->_db_all && _scripts.punct * 1000 >= EARLY_EXIT_PUNCT_PERMILLE * _scripts.bytes;

@@ -60,7 +60,12 @@ struct ScriptCounts {
     uint64_t greek = 0;        // lead byte CE-CF: U+0380-U+03FF
     uint64_t arabic = 0;       // lead byte D8-DB: U+0600-U+06FF
     uint64_t cjk = 0;          // lead byte E3-ED: U+3000-U+DFFF (CJK symbols, kana, han, hangul)
-    uint64_t digits = 0;       // ASCII 0-9 (gates the needs_digits= rules)
+    uint64_t digits = 0;       // ASCII 0-9
+    // Most ASCII digits in two consecutive 32-byte blocks of one span (blocks counted from the span
+    // start; the last block may be short). Any stretch of <= 33 bytes lies inside such a pair, so a
+    // 13-19 digit card number or a phone number shows up here; scattered numbers in prose do not.
+    // Gates the needs_digits= rules.
+    uint64_t digit_window = 0;
     uint64_t punct = 0;        // { } ( ) ; = (code-like density: picks the @early_exit scan mode)
     uint64_t bytes = 0;
     uint64_t of(Script s) const noexcept;
@@ -71,6 +76,9 @@ struct ScriptCounts {
 void count_scripts(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 // The scalar reference, and the AVX2 kernel (callers check avx2_supported()); tests compare them.
 void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
+// Internal pieces shared by the kernels: counts without digit_window, and one window step.
+void count_scripts_scalar_flat(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
+void digit_window_step(uint32_t block_digits, uint32_t& prev, uint64_t& best) noexcept;
 void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 bool avx2_supported() noexcept;
 const char* script_kernel_name() noexcept;  // "avx2" or "scalar"
@@ -91,7 +99,7 @@ struct Rule {
     Confirm confirm = Confirm::NONE;
     Script script = Script::NONE;
     double min_fraction = 0;  // script rules
-    uint32_t needs_digits = 0;  // > 0: in the gated database, scanned only with this many digits
+    uint32_t needs_digits = 0;  // > 0: gated database, scanned only when digit_window >= this
     uint32_t group = 0;         // 0: shared database; k > 0: the k-th @early_exit file's own database
 };
 

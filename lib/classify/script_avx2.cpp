@@ -24,6 +24,8 @@ inline uint64_t pop(__m256i m) noexcept {
 
 void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept {
     uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0, digits = 0, punct = 0;
+    uint32_t prev = 0;
+    uint64_t best = acc.digit_window;
     size_t i = 0;
     const __m256i minus65 = _mm256_set1_epi8(-65);  // 0xBF
     const __m256i x20 = _mm256_set1_epi8(0x20);
@@ -37,7 +39,9 @@ void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept 
         const __m256i digit = in_range(v, '0', '9');
         const uint32_t digit_mask = static_cast<uint32_t>(_mm256_movemask_epi8(digit));
         const uint32_t ascii_alnum = static_cast<uint32_t>(_mm256_movemask_epi8(alpha)) | digit_mask;
-        digits += static_cast<uint64_t>(__builtin_popcount(digit_mask));
+        const uint32_t block_digits = static_cast<uint32_t>(__builtin_popcount(digit_mask));
+        digits += block_digits;
+        digit_window_step(block_digits, prev, best);
         // { } ( ) ; =  : '(' ')' are 0x28-0x29, '{' '}' are 0x7B and 0x7D.
         const __m256i pu = _mm256_or_si256(
             _mm256_or_si256(in_range(v, '(', ')'), _mm256_cmpeq_epi8(v, _mm256_set1_epi8(';'))),
@@ -61,7 +65,13 @@ void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept 
     acc.digits += digits;
     acc.punct += punct;
     acc.bytes += i;
-    if (i < n) count_scripts_scalar(p + i, n - i, acc);
+    if (i < n) {  // the short last block
+        uint32_t d = 0;
+        for (size_t k = i; k < n; ++k) d += (p[k] >= '0' && p[k] <= '9');
+        digit_window_step(d, prev, best);
+        count_scripts_scalar_flat(p + i, n - i, acc);
+    }
+    acc.digit_window = best;
 }
 
 }  // namespace tlb::classify

@@ -57,7 +57,28 @@ bool avx2_supported() noexcept {
 
 const char* script_kernel_name() noexcept { return kernel() == &count_scripts_avx2 ? "avx2" : "scalar"; }
 
+// Digit counts per 32-byte block -> the densest pair of consecutive blocks. Shared by both kernels
+// (the AVX2 one passes its per-block counts through it) so they agree exactly.
+void digit_window_step(uint32_t block_digits, uint32_t& prev, uint64_t& best) noexcept {
+    const uint64_t w = static_cast<uint64_t>(prev) + block_digits;
+    if (w > best) best = w;
+    prev = block_digits;
+}
+
 void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept {
+    uint32_t prev = 0;
+    uint64_t best = acc.digit_window;
+    for (size_t b = 0; b < n; b += 32) {
+        const size_t e = b + 32 < n ? b + 32 : n;
+        uint32_t d = 0;
+        for (size_t i = b; i < e; ++i) d += (p[i] >= '0' && p[i] <= '9');
+        digit_window_step(d, prev, best);
+    }
+    acc.digit_window = best;
+    count_scripts_scalar_flat(p, n, acc);
+}
+
+void count_scripts_scalar_flat(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept {
     // Separate local counters: the compiler keeps them in registers instead of round-tripping
     // through acc on every byte.
     uint64_t cp = 0, letters = 0, cyr = 0, greek = 0, arabic = 0, cjk = 0, digits = 0, punct = 0;

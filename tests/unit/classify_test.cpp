@@ -251,7 +251,10 @@ TEST(RuleFiles, ErrorsNameFileAndLine) {
     EXPECT_EQ(err.rfind("bad.rules:2: bad pattern /(/", 0), 0u) << err;
     // Too many tags.
     std::string many;
-    for (int i = 0; i < 65; ++i) many += "t" + std::to_string(i) + " /x" + std::to_string(i) + "/\n";
+    for (int i = 0; i < 65; ++i) {
+        const std::string k = std::to_string(i);
+        many.append("t").append(k).append(" /x").append(k).append("/\n");
+    }
     EXPECT_EQ(load_error(many), "t.rules:65: more than 64 tags");
 }
 
@@ -335,6 +338,24 @@ TEST(ScriptKernel, ScalarCounts) {
     count_scripts_scalar(reinterpret_cast<const uint8_t*>(code.data()), code.size(), d);
     EXPECT_EQ(d.punct, 6u);
     EXPECT_EQ(d.digits, 1u);
+    // digit_window: densest pair of consecutive 32-byte blocks.
+    ScriptCounts w;
+    const std::string card = std::string(30, 'x') + "4111 1111 1111 1111" + std::string(100, 'y');
+    count_scripts_scalar(reinterpret_cast<const uint8_t*>(card.data()), card.size(), w);
+    EXPECT_EQ(w.digit_window, 16u);  // straddles the first block boundary
+    ScriptCounts sparse;
+    std::string prose;
+    for (int i = 0; i < 20; ++i) prose += "In " + std::to_string(1990 + i) + " nothing much happened at all here. ";
+    count_scripts_scalar(reinterpret_cast<const uint8_t*>(prose.data()), prose.size(), sparse);
+    EXPECT_EQ(sparse.digits, 80u);
+    EXPECT_LE(sparse.digit_window, 8u);
+}
+
+TEST_F(DefaultRules, DigitGateSkipsScatteredNumbers) {
+    std::string prose;
+    for (int i = 0; i < 20; ++i) prose += "In " + std::to_string(1990 + i) + " nothing much happened at all here. ";
+    EXPECT_EQ(tags(prose), "");
+    EXPECT_TRUE(has(prose + " Card: 4111 1111 1111 1111.", "pii"));
 }
 
 // @early_exit: the same tags whether the file is scanned in the shared database (prose) or in its

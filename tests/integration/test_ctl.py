@@ -23,7 +23,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("TLB_BUILD_DIR", os.path.join(ROOT, "build"))
-TARGET = os.environ.get("TLB_TELEMETRY_TARGET", "harness")  # "appliance" once wired
+TARGET = os.environ.get("TLB_TELEMETRY_TARGET", "appliance")
 CTL = os.path.join(BUILD, "app", "tokenlb-ctl", "tokenlb-ctl")
 HARNESS = os.path.join(BUILD, "app", "tokenlb-ctl", "tlb-telemetry-harness")
 GPU_EMU = os.path.join(BUILD, "perf", "gpu-emu", "gpu-emu")
@@ -47,6 +47,7 @@ def cleanup():
             p.wait()
     if lab_started:
         subprocess.call([os.path.join(ROOT, "scripts", "lab.sh"), "stop"])
+        subprocess.call([os.path.join(ROOT, "scripts", "lab.sh"), "down"])
     subprocess.call(["rm", "-rf", tmp])
     if TARGET == "harness":
         subprocess.call(["rm", "-rf", "/var/run/dpdk/" + PREFIX])
@@ -114,9 +115,16 @@ def main():
                              stdout=open(os.path.join(tmp, "harness.log"), "w"), stderr=subprocess.STDOUT)
         procs.append(h)
     else:
-        subprocess.check_call([os.path.join(ROOT, "scripts", "lab.sh"), "up"])
-        subprocess.check_call([os.path.join(ROOT, "scripts", "lab.sh"), "start"])
+        # The lab is shared by every lab test: hold its lock for the whole session (the fd is not
+        # inherited by what lab.sh launches).
+        import fcntl
+        lock = open(os.environ.get("LAB_LOCK_FILE", "/run/tokenlb-lab.lock"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
         lab_started = True
+        subprocess.check_call([os.path.join(ROOT, "scripts", "lab.sh"), "up"])
+        # round_robin: every backend takes requests before the drain, whatever their speed.
+        subprocess.check_call([os.path.join(ROOT, "scripts", "lab.sh"), "start", "--backends", "4",
+                               "--policy", "round_robin"])
         load = subprocess.Popen(["bash", "-c",
                                  "while :; do ip netns exec tlb-client curl -s -m 20 -o /dev/null "
                                  "http://10.10.0.1/v1/completions -H 'content-type: application/json' "

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 BUILD=${TLB_BUILD_DIR:-$ROOT/build}
-TARGET=${TLB_TELEMETRY_TARGET:-harness}   # switch to "appliance" once app/tokenlb runs lib/telemetry
+TARGET=${TLB_TELEMETRY_TARGET:-appliance}
 
 PROM=$(command -v prometheus || true)
 [ -n "$PROM" ] || { echo "test_prometheus: prometheus not installed (Debian package prometheus)"; exit 1; }
@@ -26,7 +26,7 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$LAB_STARTED" = 1 ]; then "$ROOT/scripts/lab.sh" stop || true; fi
+  if [ "$LAB_STARTED" = 1 ]; then "$ROOT/scripts/lab.sh" stop || true; "$ROOT/scripts/lab.sh" down || true; fi
   rm -rf "$TMP" "/var/run/dpdk/$PREFIX"
 }
 trap cleanup EXIT
@@ -42,9 +42,12 @@ if [ "$TARGET" = harness ]; then
   LOAD_PID=
 else
   MPORT=$(sed -n 's/^metrics_listen *= *"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$ROOT/conf/lab.toml")
-  "$ROOT/scripts/lab.sh" up
-  "$ROOT/scripts/lab.sh" start
+  # The lab is shared by every lab test: hold its lock for the whole session.
+  . "$ROOT/tests/integration/lib/lab.sh"
+  lab_lock
   LAB_STARTED=1
+  "$ROOT/scripts/lab.sh" up
+  "$ROOT/scripts/lab.sh" start --backends 4
   # Load: a stream of small completions from the client namespace for the whole test.
   ( while :; do
       ip netns exec tlb-client curl -s -m 10 -o /dev/null http://10.10.0.1/v1/completions \

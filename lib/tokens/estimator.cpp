@@ -300,7 +300,15 @@ struct Pricer {
             // Fast path (ASCII body that fits a key): no data-dependent branches, both lookups
             // issued together; hit/miss is ~50/50 and would mispredict.
             if (__builtin_expect(keyable, 1)) {
-                load_feat(q, len, f);
+                // Hits need only the masked bytes; case masks are computed on a miss.
+                const __m128i iota0 = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                const __m128i l = _mm_set1_epi8(char(len));
+                const __m128i a = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), _mm_cmpgt_epi8(l, iota0));
+                const __m128i bb = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)),
+                                                 _mm_cmpgt_epi8(l, _mm_add_epi8(iota0, _mm_set1_epi8(16))));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(&f.w[0]), a);
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(&f.w[2]), bb);
+                f.high = uint32_t(_mm_movemask_epi8(_mm_or_si128(a, bb)));
                 if (!f.high) {
                     const uint64_t base = key_hash_base(f.w, len);
                     const bool hit = m.set.contains_inline(key_hash_finish(base, space));
@@ -319,6 +327,10 @@ struct Pricer {
                         }
                     }
                     kind += suffix_kind(q, len);
+                    const __m128i bias = _mm_set1_epi8(char(0x80 - 'A'));
+                    const __m128i lim = _mm_set1_epi8(char(0x80 + 26));
+                    f.upper = uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(a, bias), lim))) |
+                              (uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(bb, bias), lim))) << 16);
                     const uint32_t nu = popcnt32(f.upper);
                     const int cs = type == 1 || nu == 0 ? 0 : ((f.upper & 1) && nu == 1) ? 1 : (nu == n && n > 1) ? 2 : 3;
                     ++n_miss[type];
@@ -329,7 +341,7 @@ struct Pricer {
             }
         }
         if (keyable) {
-            if constexpr (EXPLAIN) load_feat(q, len, f);
+            load_feat(q, len, f);
             h = key_hash_words(f.w, len, space);
             ++n_words[type];
             if constexpr (EXPLAIN) info->counted = 1;

@@ -90,7 +90,7 @@ void build_lookup(Model& m) {
 
 void builtin_model(Model& m) {
     // No vocabulary: nothing is a known piece, so every word is priced by the miss table, filled
-    // with typical Llama-style 32k-vocabulary ratios. Good to ~10-15%; calibrate for better.
+    // with typical Llama-style 32k-vocabulary ratios. Rough (~20-25% off); calibrate.
     m.name = "builtin";
     m.source = "<builtin>";
     m.pieces.clear();

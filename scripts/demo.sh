@@ -105,7 +105,10 @@ for policy in $POLICIES; do
   echo "$policy" >"$d/label"
   bold "5.$n policy $policy: fresh backends and appliance, then ${DURATION}s of arrivals at ${RATE}/s"
   "$LAB" stop >/dev/null 2>&1 || true
-  run "$LAB" start --backends "$BACKENDS" --policy "$policy"
+  # conf/lab.toml plus an access log for this run (estimated vs actual prompt tokens per request).
+  awk -v alog="$d/access.log" '$1 == "access_log" { next } { print } /^\[telemetry\]/ { print "access_log = \"" alog "\"" }' \
+    "$ROOT/conf/lab.toml" >"$d/lab.toml"
+  run "$LAB" start --backends "$BACKENDS" --policy "$policy" --config "$d/lab.toml"
   scrape "$d/metrics_before"
   # The load generator runs in the client namespace, a kernel TCP client like any other.
   ip netns exec tlb-client python3 "$LOADGEN" --target 10.10.0.1:80 --rate "$RATE" \
@@ -115,6 +118,8 @@ for policy in $POLICIES; do
   wait "$LOADGEN_PID"
   LOADGEN_PID=""
   scrape "$d/metrics_after"
+  # The appliance's own Prometheus endpoint (root namespace, [telemetry] metrics_listen).
+  curl -s --max-time 5 http://127.0.0.1:9100/metrics >"$d/tokenlb.prom" 2>/dev/null || rm -f "$d/tokenlb.prom"
   "$LAB" counters >"$d/counters.txt" 2>&1 || true
   cp "$ROOT/lab-run/tokenlb.log" "$d/tokenlb.log" 2>/dev/null || true
   "$LAB" stop >/dev/null

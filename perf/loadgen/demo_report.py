@@ -62,6 +62,44 @@ def delta(run_dir, name):
     return per
 
 
+def estimate_error(run_dir):
+    """The appliance's prompt-token estimate vs the backend's usage.prompt_tokens, per request
+    from the access log (est_prompt_tokens, prompt_tokens), else the totals from its /metrics."""
+    rel = []
+    ap = os.path.join(run_dir, "access.log")
+    if os.path.exists(ap):
+        with open(ap) as f:
+            for line in f:
+                try:
+                    o = json.loads(line)
+                except ValueError:
+                    continue
+                e, a = o.get("est_prompt_tokens"), o.get("prompt_tokens")
+                if isinstance(e, (int, float)) and isinstance(a, (int, float)) and a > 0:
+                    rel.append((e - a) / a)
+    if rel:
+        ab = [abs(x) for x in rel]
+        return {"source": "access log", "n": len(rel), "bias": mean(rel), "mean_abs": mean(ab),
+                "p50_abs": pct(ab, 50), "p90_abs": pct(ab, 90), "max_abs": max(ab)}
+    pp = os.path.join(run_dir, "tokenlb.prom")
+    if os.path.exists(pp):
+        with open(pp) as f:
+            text = f.read()
+        e = prom_sum(text, "tokenlb_prompt_tokens_estimated_total")
+        a = prom_sum(text, "tokenlb_prompt_tokens_total")
+        if e is not None and a:
+            return {"source": "tokenlb /metrics totals", "n": None, "bias": (e - a) / a}
+    return None
+
+
+def fmt_est(est):
+    if not est:
+        return "n/a"
+    if est.get("n"):
+        return f"{est['mean_abs'] * 100:.1f}% (p90 {est['p90_abs'] * 100:.1f}%)"
+    return f"total {est['bias'] * 100:+.1f}%"
+
+
 def load_run(run_dir):
     with open(os.path.join(run_dir, "label")) as f:
         label = f.read().strip()
@@ -101,6 +139,7 @@ def load_run(run_dir):
         with open(cp) as f:
             counters = f.read().strip()
     prompt_tok = [r["prompt_tokens"] for r in ok if r["prompt_tokens"] is not None]
+    est = estimate_error(run_dir)
     return {
         "label": label, "requests": len(recs), "ok": len(ok), "errors": len(recs) - len(ok),
         "error_samples": sorted({(r["error"] or f"status {r['status']}") for r in recs
@@ -114,6 +153,7 @@ def load_run(run_dir):
         "gpu_busy_s": sum(busy.values()) if busy else float("nan"), "gpu_busy_per": busy,
         "gpu_cost_usd": sum(cost.values()) if cost else float("nan"),
         "emu_lag_max_s": max([v for v in lag_max.values() if v is not None], default=float("nan")),
+        "est": est,
         "backends": dict(sorted(backends.items())), "ttft": sorted(ttft), "counters": counters,
         "seed": summary.get("seed"), "rate": summary.get("rate"),
         "duration": summary.get("duration"),
@@ -137,6 +177,7 @@ def table(runs):
         ("TTFT p99, chat prompts", lambda r: fmt_ms(r["ttft_chat_p99"])),
         ("end-to-end mean", lambda r: fmt_ms(r["e2e_mean"])),
         ("end-to-end p99", lambda r: fmt_ms(r["e2e_p99"])),
+        ("prompt-token estimate error, mean abs", lambda r: fmt_est(r["est"])),
         ("GPU busy seconds (sum)", lambda r: f"{r['gpu_busy_s']:.1f} s"),
         ("GPU cost of busy time", lambda r: f"${r['gpu_cost_usd']:.4f}"),
     ] + [(f"requests → {n}", (lambda n: lambda r: str(r["backends"].get(n, 0)))(n)) for n in names]
@@ -198,11 +239,23 @@ def main():
             lines.append(f"**token_aware is NOT ahead of round_robin on p99 TTFT in this run** "
                          f"({fmt_ms(ta['ttft_p99'])} vs {fmt_ms(rr['ttft_p99'])}).")
         lines.append("")
-    lines.append("Estimate error (the appliance's estimated prompt tokens vs `usage.prompt_tokens`): "
-                 "this appliance build does not yet expose its per-request estimate (the access "
-                 "log and the `tokenlb_` estimate-error histogram come with the telemetry work), "
-                 "so it is not in the table. Prompt tokens reported by the backends: " +
-                 ", ".join(f"{r['label']} {r['prompt_tokens']:,}" for r in runs) + ".")
+    if any(r["est"] for r in runs):
+        lines.append("Estimate error = (the appliance's estimated prompt tokens − the backend's "
+                     "`usage.prompt_tokens`) / usage, per request from the appliance's access log: " +
+                     "; ".join(f"{r['label']}: " + (
+                         f"{r['est']['n']} requests, bias {r['est']['bias'] * 100:+.1f}%, mean abs "
+                         f"{r['est']['mean_abs'] * 100:.1f}%, p50 {r['est']['p50_abs'] * 100:.1f}%, "
+                         f"p90 {r['est']['p90_abs'] * 100:.1f}%, max {r['est']['max_abs'] * 100:.1f}%"
+                         if r["est"] and r["est"].get("n") else fmt_est(r["est"])) for r in runs) +
+                     ". gpu-emu (no --spm) counts prompt tokens as ceil(bytes/4) of the rendered "
+                     "chat, so this compares two estimates, not the appliance against a real "
+                     "tokenizer.")
+    else:
+        lines.append("Estimate error (the appliance's estimated prompt tokens vs `usage.prompt_tokens`): "
+                     "this appliance build exposes no per-request estimate (no access log, no "
+                     "`tokenlb_prompt_tokens_estimated_total`), so it is not measured. Prompt tokens "
+                     "reported by the backends: " +
+                     ", ".join(f"{r['label']} {r['prompt_tokens']:,}" for r in runs) + ".")
     lines.append("")
     for r in runs:
         if r["errors"]:

@@ -36,7 +36,14 @@ std::string fill(size_t n, const char* a, const char* b = nullptr) {
         if (b && s.size() < n) s += b;
     }
     s.resize(n);
-    while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0x80)) s.pop_back();  // whole code points
+    // Drop a code point cut in half at the end.
+    size_t start = s.size();
+    while (start > 0 && (static_cast<unsigned char>(s[start - 1]) & 0xC0) == 0x80) --start;
+    if (start > 0) {
+        const unsigned char lead = static_cast<unsigned char>(s[start - 1]);
+        const size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (s.size() - (start - 1) < want) s.resize(start - 1);
+    }
     return s;
 }
 

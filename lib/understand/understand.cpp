@@ -163,6 +163,7 @@ bool Understander::understand_framed(const http::RequestParser& rp, uint8_t* buf
     out.status = 0;
     out.code = out.message = out.param = "";
     if (!_ready) return fail(out, 503, "not_ready", "The request could not be processed.");
+    if (!rp.complete()) return fail(out, 400, "incomplete_request", "The request ended before it was complete.");
 
     const http::Span ps = rp.path();
     const uint8_t* path = buf + ps.off;

@@ -330,65 +330,77 @@ bool Worker::handle_arp(rte_mbuf* m, uint8_t* frame, uint16_t len, bool client_s
     return false;
 }
 
-void Worker::handle_client_port(rte_mbuf* m, uint64_t now) {
+// Shared front end of both ports: ARP, ICMP echo, header checks. Returns true when `m` is a TCP
+// segment addressed to us on this side (ip/th filled); otherwise `m` was consumed and counted.
+bool Worker::rx_l3(rte_mbuf* m, bool client_side, net::Ipv4Info& ip, net::TcpInfo& th,
+                   uint64_t now) {
     _c.rx_packets++;
     uint8_t* frame = net::mbuf_data(m);
     uint16_t len = net::mbuf_len(m);
     uint16_t et = net::parse_ether(frame, len);
     if (et == RTE_ETHER_TYPE_ARP) {
-        if (!handle_arp(m, frame, len, true, now)) rte_pktmbuf_free(m);
-        return;
+        if (!handle_arp(m, frame, len, client_side, now)) rte_pktmbuf_free(m);
+        return false;
     }
-    if (et != RTE_ETHER_TYPE_IPV4) {
-        _c.rx_not_ipv4++;
+    auto drop = [&](uint64_t& counter) {
+        counter++;
         rte_pktmbuf_free(m);
-        return;
-    }
-    net::Ipv4Info ip;
-    if (net::parse_ipv4(frame, len, ip) != net::DropReason::NONE) {
-        _c.rx_bad_l3++;
-        rte_pktmbuf_free(m);
-        return;
-    }
+        return false;
+    };
+    if (et != RTE_ETHER_TYPE_IPV4) return drop(_c.rx_not_ipv4);
+    if (net::parse_ipv4(frame, len, ip) != net::DropReason::NONE) return drop(_c.rx_bad_l3);
     const uint32_t vip_be = rte_cpu_to_be_32(_cfg.vip.address);
-    if (ip.dst_be != vip_be && ip.dst_be != _env.client_addr_be) {
-        _c.rx_not_for_us++;
-        rte_pktmbuf_free(m);
-        return;
-    }
+    bool ours = client_side ? (ip.dst_be == vip_be || ip.dst_be == _env.client_addr_be)
+                            : ip.dst_be == _env.backend_addr_be;
+    if (!ours) return drop(_c.rx_not_for_us);
     if (ip.proto == IPPROTO_ICMP) {
-        size_t rl = net::icmp_echo_reply_in_place(frame, len, ip, _env.client_mac);
-        if (rl) {
-            net::mbuf_set_len(m, uint16_t(rl));
-            _c.icmp_echo_replies++;
-            tx_client(m);
-        } else {
+        size_t rl = net::icmp_echo_reply_in_place(frame, len, ip,
+                                                  client_side ? _env.client_mac : _env.backend_mac);
+        if (!rl) {
             rte_pktmbuf_free(m);
+            return false;
         }
+        net::mbuf_set_len(m, uint16_t(rl));
+        _c.icmp_echo_replies++;
+        if (client_side) tx_client(m);
+        else tx_backend(m);
+        return false;
+    }
+    if (ip.proto != IPPROTO_TCP) return drop(_c.rx_non_tcp);
+    if (net::parse_tcp(frame, ip, th) != net::DropReason::NONE) return drop(_c.rx_bad_l4);
+    return true;
+}
+
+// RST answering a segment that belongs to no connection of ours (RFC 9293 §3.10.7.1).
+void Worker::send_rst_reply(const uint8_t* frame, const net::Ipv4Info& ip, const net::TcpInfo& th,
+                            bool client_side) {
+    if (th.flags & net::TCP_RST) return;
+    net::TcpSegmentSpec s;
+    tcp::fill_rst_reply(ip, th, s);
+    s.src_mac = client_side ? _env.client_mac : _env.backend_mac;
+    std::memcpy(&s.dst_mac, frame + 6, 6);
+    rte_mbuf* r = alloc();
+    if (!r) return;
+    if (net::build_tcp_segment_mbuf(r, s, client_side ? _env.client_tx : _env.backend_tx) != 0) {
+        rte_pktmbuf_free(r);
         return;
     }
-    if (ip.proto != IPPROTO_TCP) {
-        _c.rx_non_tcp++;
-        rte_pktmbuf_free(m);
-        return;
+    if (client_side) {
+        tx_client(r);
+        _tc.client_reset_sent++;
+    } else {
+        tx_backend(r);
+        _tc.backend_reset_sent++;
     }
+}
+
+void Worker::handle_client_port(rte_mbuf* m, uint64_t now) {
+    net::Ipv4Info ip;
     net::TcpInfo th;
-    if (net::parse_tcp(frame, ip, th) != net::DropReason::NONE) {
-        _c.rx_bad_l4++;
-        rte_pktmbuf_free(m);
-        return;
-    }
-    if (ip.dst_be != vip_be || th.dst_port_be != rte_cpu_to_be_16(_cfg.vip.port)) {
-        // Not the service: refuse politely (RST) unless it is a RST itself.
-        if (!(th.flags & net::TCP_RST)) {
-            net::TcpSegmentSpec s;
-            tcp::fill_rst_reply(ip, th, s);
-            std::memcpy(&s.src_mac, &_env.client_mac, 6);
-            std::memcpy(&s.dst_mac, frame + 6, 6);
-            rte_mbuf* r = alloc();
-            if (r && net::build_tcp_segment_mbuf(r, s, _env.client_tx) == 0) tx_client(r);
-            else if (r) rte_pktmbuf_free(r);
-        }
+    if (!rx_l3(m, true, ip, th, now)) return;
+    if (ip.dst_be != rte_cpu_to_be_32(_cfg.vip.address) ||
+        th.dst_port_be != rte_cpu_to_be_16(_cfg.vip.port)) {
+        send_rst_reply(net::mbuf_data(m), ip, th, true);  // not the service: refuse politely
         _c.rx_not_for_us++;
         rte_pktmbuf_free(m);
         return;
@@ -442,17 +454,7 @@ void Worker::client_new(rte_mbuf* m, const net::Ipv4Info& ip, const net::TcpInfo
     tcp::CookieOptions co;
     auto rst = [&](bool count_bad) {
         if (count_bad) _tc.cookie_bad++;
-        net::TcpSegmentSpec s;
-        tcp::fill_rst_reply(ip, th, s);
-        std::memcpy(&s.src_mac, &_env.client_mac, 6);
-        std::memcpy(&s.dst_mac, frame + 6, 6);
-        rte_mbuf* r = alloc();
-        if (r && net::build_tcp_segment_mbuf(r, s, _env.client_tx) == 0) {
-            tx_client(r);
-            _tc.client_reset_sent++;
-        } else if (r) {
-            rte_pktmbuf_free(r);
-        }
+        send_rst_reply(frame, ip, th, true);
         rte_pktmbuf_free(m);
     };
     if (!_cookies.check(ip.src_be, ip.dst_be, th.src_port_be, th.dst_port_be, th.seq - 1,
@@ -1136,69 +1138,13 @@ void Worker::flush_backend(tcp::BackendConn* b, uint64_t now) {
 // Backend leg
 
 void Worker::handle_backend_port(rte_mbuf* m, uint64_t now) {
-    _c.rx_packets++;
-    uint8_t* frame = net::mbuf_data(m);
-    uint16_t len = net::mbuf_len(m);
-    uint16_t et = net::parse_ether(frame, len);
-    if (et == RTE_ETHER_TYPE_ARP) {
-        if (!handle_arp(m, frame, len, false, now)) rte_pktmbuf_free(m);
-        return;
-    }
-    if (et != RTE_ETHER_TYPE_IPV4) {
-        _c.rx_not_ipv4++;
-        rte_pktmbuf_free(m);
-        return;
-    }
     net::Ipv4Info ip;
-    if (net::parse_ipv4(frame, len, ip) != net::DropReason::NONE) {
-        _c.rx_bad_l3++;
-        rte_pktmbuf_free(m);
-        return;
-    }
-    if (ip.dst_be != _env.backend_addr_be) {
-        _c.rx_not_for_us++;
-        rte_pktmbuf_free(m);
-        return;
-    }
-    if (ip.proto == IPPROTO_ICMP) {
-        size_t rl = net::icmp_echo_reply_in_place(frame, len, ip, _env.backend_mac);
-        if (rl) {
-            net::mbuf_set_len(m, uint16_t(rl));
-            _c.icmp_echo_replies++;
-            tx_backend(m);
-        } else {
-            rte_pktmbuf_free(m);
-        }
-        return;
-    }
-    if (ip.proto != IPPROTO_TCP) {
-        _c.rx_non_tcp++;
-        rte_pktmbuf_free(m);
-        return;
-    }
     net::TcpInfo th;
-    if (net::parse_tcp(frame, ip, th) != net::DropReason::NONE) {
-        _c.rx_bad_l4++;
-        rte_pktmbuf_free(m);
-        return;
-    }
-    // Learn the backend's MAC from its traffic too (ARP replies may have aged).
+    if (!rx_l3(m, false, ip, th, now)) return;
     tcp::FlowKey key{ip.src_be, ip.dst_be, th.src_port_be, th.dst_port_be};
     uint32_t h = _flows.lookup(key);
     if (h == tcp::FlowTable::NOT_FOUND || !tcp::handle_is_backend(h)) {
-        if (!(th.flags & net::TCP_RST)) {
-            net::TcpSegmentSpec s;
-            tcp::fill_rst_reply(ip, th, s);
-            s.src_mac = _env.backend_mac;
-            std::memcpy(&s.dst_mac, frame + 6, 6);
-            rte_mbuf* r = alloc();
-            if (r && net::build_tcp_segment_mbuf(r, s, _env.backend_tx) == 0) {
-                tx_backend(r);
-                _tc.backend_reset_sent++;
-            } else if (r) {
-                rte_pktmbuf_free(r);
-            }
-        }
+        send_rst_reply(net::mbuf_data(m), ip, th, false);
         _tc.splice_no_binding++;
         rte_pktmbuf_free(m);
         return;
@@ -1261,15 +1207,7 @@ void Worker::backend_segment(tcp::BackendConn* b, rte_mbuf* m, const net::Ipv4In
             net::parse_tcp_options(net::mbuf_data(m) + th.opt_off, th.opt_len, opts) != net::OptError::OK)
             opts = net::TcpOptions{};
         int rc = tcp::input_syn_sent(b->cb, th, opts, _tcpcfg, _tc);
-        if (rc == -2) {
-            net::TcpSegmentSpec s;
-            tcp::fill_rst_reply(ip, th, s);
-            s.src_mac = _env.backend_mac;
-            std::memcpy(&s.dst_mac, net::mbuf_data(m) + 6, 6);
-            rte_mbuf* r = alloc();
-            if (r && net::build_tcp_segment_mbuf(r, s, _env.backend_tx) == 0) tx_backend(r);
-            else if (r) rte_pktmbuf_free(r);
-        }
+        if (rc == -2) send_rst_reply(net::mbuf_data(m), ip, th, false);
         rte_pktmbuf_free(m);
         if (rc == 1) {
             connect_ok(b->backend_id);

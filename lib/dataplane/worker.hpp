@@ -134,6 +134,9 @@ private:
     void handle_client_port(rte_mbuf* m, uint64_t now);
     void handle_backend_port(rte_mbuf* m, uint64_t now);
     bool handle_arp(rte_mbuf* m, uint8_t* frame, uint16_t len, bool client_side, uint64_t now);
+    bool rx_l3(rte_mbuf* m, bool client_side, net::Ipv4Info& ip, net::TcpInfo& th, uint64_t now);
+    void send_rst_reply(const uint8_t* frame, const net::Ipv4Info& ip, const net::TcpInfo& th,
+                        bool client_side);
     // client leg
     void client_syn(rte_mbuf* m, const net::Ipv4Info& ip, const net::TcpInfo& th);
     void client_new(rte_mbuf* m, const net::Ipv4Info& ip, const net::TcpInfo& th, uint64_t now);

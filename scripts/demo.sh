@@ -104,8 +104,24 @@ scrape() { # dir: each backend's /metrics (gpu-emu busy seconds, event lag, ...)
   done
 }
 
-rm -rf "$OUT"
+# Appliance "ready" means its ports answer; its backend pools may still be connecting (a request
+# in that window can find every backend held down and get 503 no_backend). Wait until every
+# backend has an idle pooled connection (the appliance's /metrics), at most 15 s.
+wait_pools() {
+  local end=$((SECONDS + 15)) m n
+  while [ $SECONDS -lt $end ]; do
+    m=$(curl -s --max-time 2 http://127.0.0.1:9100/metrics 2>/dev/null || true)
+    if [ -z "$m" ]; then sleep 2; return 0; fi   # no metrics endpoint (older build): settle 2 s
+    n=$(awk '/^tokenlb_backend_pool_connections\{.*state="idle"\}/ && $2 + 0 > 0 { n++ } END { print n + 0 }' <<<"$m")
+    [ "$n" -ge "$BACKENDS" ] && { sleep 0.5; return 0; }
+    sleep 0.3
+  done
+  echo "demo.sh: backend pools not all connected after 15 s; going on" >&2
+}
+
+# Only what an earlier demo wrote, never the directory itself (DEMO_OUT may be any path).
 mkdir -p "$OUT"
+rm -rf "$OUT"/run-[0-9]*-* "$OUT"/report.md "$OUT"/summary.json "$OUT"/ttft_cdf.*
 RUN_DIRS=()
 n=0
 for policy in $POLICIES; do
@@ -119,6 +135,7 @@ for policy in $POLICIES; do
   awk -v alog="$d/access.log" '$1 == "access_log" { next } { print } /^\[telemetry\]/ { print "access_log = \"" alog "\"" }' \
     "$ROOT/conf/lab.toml" >"$d/lab.toml"
   run "$LAB" start --backends "$BACKENDS" --policy "$policy" --config "$d/lab.toml"
+  wait_pools
   scrape "$d/metrics_before"
   # The load generator runs in the client namespace, a kernel TCP client like any other.
   ip netns exec tlb-client python3 "$LOADGEN" --target 10.10.0.1:80 --rate "$RATE" \

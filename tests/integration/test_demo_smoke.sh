@@ -5,22 +5,25 @@
 # counts adding up, GPU busy time scraped, a PNG written. It does NOT assert that token_aware
 # beats round_robin on p99 TTFT: 15 s on a shared CI host is too few samples for a p99 to be a
 # fair gate; the full demo shows that comparison.
-# demo.sh takes the lab lock (/run/tokenlb-lab.lock) and cleans the lab up itself.
+# demo.sh takes the lab lock (/run/tokenlb-lab.lock; the timeout leaves room to wait for it) and
+# cleans the lab up itself. About 2 minutes once it has the lab.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
 
-OUT=$(mktemp -d /tmp/tlb-demo-smoke.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+TMP=$(mktemp -d /tmp/tlb-demo-smoke.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+OUT=$TMP/out   # demo.sh empties DEMO_OUT first: keep the log outside it
+LOG=$TMP/demo.log
 export DEMO_SKIP_BUILD=1 DEMO_OUT=$OUT DEMO_DURATION=${DEMO_DURATION:-15} DEMO_RATE=${DEMO_RATE:-4}
 export DEMO_POLICIES="round_robin token_aware"
 echo "[$(date +%T)] running scripts/demo.sh (${DEMO_DURATION}s per policy)"
-if ! timeout 170 "$ROOT/scripts/demo.sh" >"$OUT/demo.log" 2>&1; then
-  tail -n 60 "$OUT/demo.log"
+if ! timeout 600 "$ROOT/scripts/demo.sh" >"$LOG" 2>&1; then
+  tail -n 60 "$LOG"
   echo "FAIL: demo.sh exited non-zero"
   exit 1
 fi
-tail -n 25 "$OUT/demo.log"
+tail -n 25 "$LOG"
 
 python3 - "$OUT" <<'EOF'
 import json, math, os, sys

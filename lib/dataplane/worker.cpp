@@ -1007,8 +1007,14 @@ void Worker::dispatch(uint32_t ci, uint64_t now) {
         }
         refresh_view(now);
         uint64_t saved = _view->available;
-        _view->available &= ~(e.tried | _down_mask);
+        _view->available = saved & ~(e.tried | _down_mask);
         policy::Decision d = policy::decide(_params, e.feat, *_view, _pstate, _rng);
+        if (!d.ok() && (saved & ~e.tried & _down_mask)) {
+            // Every candidate left is on hold-down: fail open and try them (as Envoy's panic
+            // threshold does) rather than refuse the request outright.
+            _view->available = saved & ~e.tried;
+            d = policy::decide(_params, e.feat, *_view, _pstate, _rng);
+        }
         _view->available = saved;
         if (!d.ok()) {
             if (e.attempts == 0) {

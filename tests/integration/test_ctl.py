@@ -35,6 +35,9 @@ tmp = tempfile.mkdtemp(prefix="tlb-ctl.")
 lab_started = False
 
 
+lab_lock = None
+
+
 def cleanup():
     for p in procs:
         if p.poll() is None:
@@ -118,8 +121,10 @@ def main():
         # The lab is shared by every lab test: hold its lock for the whole session (the fd is not
         # inherited by what lab.sh launches).
         import fcntl
-        lock = open(os.environ.get("LAB_LOCK_FILE", "/run/tokenlb-lab.lock"), "w")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        global lab_lock
+        # Module-level: held until the process exits, i.e. after cleanup() tore the lab down.
+        lab_lock = open(os.environ.get("LAB_LOCK_FILE", "/run/tokenlb-lab.lock"), "w")
+        fcntl.flock(lab_lock, fcntl.LOCK_EX)
         lab_started = True
         subprocess.check_call([os.path.join(ROOT, "scripts", "lab.sh"), "up"])
         # round_robin: every backend takes requests before the drain, whatever their speed.

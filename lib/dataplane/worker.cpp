@@ -646,11 +646,14 @@ void Worker::send_client_ctl(uint32_t ci, uint8_t flags) {
     else rte_pktmbuf_free(m);
 }
 
-void Worker::flush_client(uint32_t ci, uint64_t now) {
-    tcp::ClientConn* c = _clients.at(ci);
-    ClientExt& e = _ext[ci];
+// Send what a leg's sender allows now (new data, retransmissions, FIN). Payload bytes come from
+// `data`, whose first byte has sequence number `data_seq`; `window` >= 0 overrides the window we
+// advertise. Arms or cancels the leg's retransmission timer.
+void Worker::send_stream(tcp::TcpCb& cb, tcp::Timer* rto, const uint8_t* data, uint32_t data_seq,
+                         uint32_t buffered, int32_t window, bool client_side,
+                         const net::MacAddr& dst, uint64_t now) {
     tcp::SendState::Segment seg;
-    while (c->cb.tx.next(&seg)) {
+    while (cb.tx.next(&seg)) {
         rte_mbuf* m = alloc();
         if (!m) {
             _tc.tx_no_mbuf++;
@@ -660,25 +663,34 @@ void Worker::flush_client(uint32_t ci, uint64_t now) {
         uint8_t flags = net::TCP_ACK;
         if (seg.len) flags |= net::TCP_PSH;
         if (seg.fin) flags |= net::TCP_FIN;
-        tcp::fill_spec(c->cb, flags, c->request.bytes(), s);
+        tcp::fill_spec(cb, flags, buffered, s);
         s.seq = seg.seq;
-        if (seg.len && e.out) {
-            s.payload = e.out->data + (seg.seq - e.out_base);
+        if (window >= 0) s.window = uint16_t(window);
+        if (seg.len && data) {
+            s.payload = data + (seg.seq - data_seq);
             s.payload_len = uint16_t(seg.len);
         }
-        s.src_mac = _env.client_mac;
-        s.dst_mac = e.mac;
-        if (net::build_tcp_segment_mbuf(m, s, _env.client_tx) != 0) {
+        s.src_mac = client_side ? _env.client_mac : _env.backend_mac;
+        s.dst_mac = dst;
+        if (net::build_tcp_segment_mbuf(m, s, client_side ? _env.client_tx : _env.backend_tx) != 0) {
             rte_pktmbuf_free(m);
             break;
         }
-        tx_client(m);
-        c->cb.tx.on_sent(seg, now);
+        if (client_side) tx_client(m);
+        else tx_backend(m);
+        cb.tx.on_sent(seg, now);
         if (seg.retransmit) _tc.tx_retransmits++;
         else _tc.tx_segments++;
     }
-    if (c->cb.tx.timer_needed()) _wheel.arm(&c->rto, now + c->cb.tx.rto_us());
-    else _wheel.cancel(&c->rto);
+    if (cb.tx.timer_needed()) _wheel.arm(rto, now + cb.tx.rto_us());
+    else _wheel.cancel(rto);
+}
+
+void Worker::flush_client(uint32_t ci, uint64_t now) {
+    tcp::ClientConn* c = _clients.at(ci);
+    ClientExt& e = _ext[ci];
+    send_stream(c->cb, &c->rto, e.out ? e.out->data : nullptr, e.out_base, c->request.bytes(), -1,
+                true, e.mac, now);
 }
 
 // Copy received request bytes into the flat buffer and frame them.
@@ -1105,39 +1117,15 @@ void Worker::bind_and_send(uint32_t ci, tcp::BackendConn* b, uint64_t now) {
 void Worker::flush_backend(tcp::BackendConn* b, uint64_t now) {
     if (b->client == tcp::HANDLE_INVALID) return;
     ClientExt& e = _ext[tcp::handle_index(b->client)];
+    const tcp::ClientConn* c = _clients.at(tcp::handle_index(b->client));
     net::MacAddr mac;
     if (!backend_mac(b->cb.key.remote_ip_be, mac)) {
         _c.no_neighbour++;
         return;  // retried by the RTO timer
     }
-    tcp::SendState::Segment seg;
-    while (b->cb.tx.next(&seg)) {
-        rte_mbuf* m = alloc();
-        if (!m) {
-            _tc.tx_no_mbuf++;
-            break;
-        }
-        net::TcpSegmentSpec s;
-        tcp::fill_spec(b->cb, uint8_t(net::TCP_ACK | (seg.len ? net::TCP_PSH : 0)), 0, s);
-        s.seq = seg.seq;
-        // Never let the backend send more than the client can take.
-        s.window = _clients.at(tcp::handle_index(b->client))->bind.backend_window(
-            _clients.at(tcp::handle_index(b->client))->cb.tx.peer_wnd());
-        s.payload = e.fwd_ptr + (seg.seq - e.src_base);
-        s.payload_len = uint16_t(seg.len);
-        s.src_mac = _env.backend_mac;
-        s.dst_mac = mac;
-        if (net::build_tcp_segment_mbuf(m, s, _env.backend_tx) != 0) {
-            rte_pktmbuf_free(m);
-            break;
-        }
-        tx_backend(m);
-        b->cb.tx.on_sent(seg, now);
-        if (seg.retransmit) _tc.tx_retransmits++;
-        else _tc.tx_segments++;
-    }
-    if (b->cb.tx.timer_needed()) _wheel.arm(&b->rto, now + b->cb.tx.rto_us());
-    else _wheel.cancel(&b->rto);
+    // Never let the backend send more than the client can take.
+    send_stream(b->cb, &b->rto, e.fwd_ptr, e.src_base, 0,
+                int32_t(c->bind.backend_window(c->cb.tx.peer_wnd())), false, mac, now);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -154,6 +154,9 @@ private:
     void local_bytes(uint32_t ci, const uint8_t* p, uint32_t n, bool final, bool close,
                      uint64_t now);
     void flush_client(uint32_t ci, uint64_t now);
+    void send_stream(tcp::TcpCb& cb, tcp::Timer* rto, const uint8_t* data, uint32_t data_seq,
+                     uint32_t buffered, int32_t window, bool client_side, const net::MacAddr& dst,
+                     uint64_t now);
     void send_client_ctl(uint32_t ci, uint8_t flags);
     void client_close(uint32_t ci, bool rst);  // free everything; RST to the client if rst
     void client_abort_backend(uint32_t ci);     // RST the bound backend, end the attempt

@@ -233,8 +233,7 @@ void Worker::housekeeping(uint64_t now) {
     }
     // Resolve backends and keep the pool pre-warmed.
     static constexpr uint64_t ARP_RETRY_US = 500000;
-    static uint64_t last_arp = 0;  // worker-local in practice (one worker per process today)
-    bool arp_due = now - last_arp >= ARP_RETRY_US;
+    bool arp_due = now - _last_arp_us >= ARP_RETRY_US;
     for (size_t i = 0; i < _backends.size(); i++) {
         net::MacAddr mac;
         if (!backend_mac(_backends[i].ip_be, mac)) {
@@ -258,7 +257,7 @@ void Worker::housekeeping(uint64_t now) {
             open_backend(id, now);
         }
     }
-    if (arp_due) last_arp = now;
+    if (arp_due) _last_arp_us = now;
 }
 
 void Worker::refresh_view(uint64_t now) {
@@ -628,8 +627,7 @@ void Worker::client_segment(uint32_t ci, rte_mbuf* m, const net::Ipv4Info& ip,
         }
     }
     if (r.delivered) pump(ci, now);
-    if (r.ack_now && c->phase != tcp::ClientPhase::CLOSING) send_client_ctl(ci, net::TCP_ACK);
-    else if (r.ack_now) send_client_ctl(ci, net::TCP_ACK);
+    if (r.ack_now) send_client_ctl(ci, net::TCP_ACK);
 }
 
 void Worker::send_client_ctl(uint32_t ci, uint8_t flags) {
@@ -1673,7 +1671,6 @@ void Worker::on_timer(tcp::Timer* t, uint64_t now) {
     }
     uint32_t ci = tcp::handle_index(h);
     tcp::ClientConn* c = _clients.at(ci);
-    ClientExt& e = _ext[ci];
     switch (t->kind) {
     case tcp::TIMER_RTO:
         if (!c->cb.tx.on_timeout()) {
@@ -1718,7 +1715,6 @@ void Worker::on_timer(tcp::Timer* t, uint64_t now) {
         break;
     default: break;
     }
-    (void)e;
 }
 
 uint32_t Worker::backend_busy() const {

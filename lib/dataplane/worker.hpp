@@ -249,6 +249,7 @@ private:
     rte_mbuf* _txb[TX_BURST];
     uint32_t _ntxb = 0;
     uint64_t _next_housekeeping = 0;
+    uint64_t _last_arp_us = 0;  // last ARP round for unresolved backends
     uint16_t _ip_id = 0;
 };
 

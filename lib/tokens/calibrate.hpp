@@ -11,6 +11,8 @@ struct CalibrationOptions {
     std::string spm_model;                  // path to a sentencepiece .model
     std::vector<std::string> corpus;        // UTF-8 files or directories of them
     size_t max_corpus_bytes = 64u << 20;    // stop reading after this much text
+    uint64_t memo_min_count = 2;            // corpus segments seen this often go into the memo
+    size_t memo_max_keys = 1u << 17;        // most frequent first
 };
 
 struct FitReport {
@@ -19,6 +21,8 @@ struct FitReport {
     double mape = 0;       // mean absolute percentage error per document (fraction)
     double p95 = 0;        // 95th percentile of the absolute percentage error
     double bias = 0;       // sum(estimate) / sum(exact) - 1
+    size_t memo_keys = 0;     // memo keys written
+    size_t memo_entries = 0;  // memo table entries (with vocabulary pieces and fixed keys)
     std::string details;   // human-readable per-segment-kind table
 };
 

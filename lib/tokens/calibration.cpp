@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <unordered_map>
 #include <sstream>
 
 #include "tokens/calibrate.hpp"
@@ -49,6 +50,37 @@ uint32_t to_fix(double v) {
     if (!(v >= 0)) v = 0;
     if (v > 60000.0 / FIX) v = 60000.0 / FIX;
     return uint32_t(std::lround(v * FIX));
+}
+
+bool valid_utf8(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const uint8_t b = uint8_t(s[i]);
+        const size_t len = b < 0x80 ? 1 : (b >= 0xC2 && b <= 0xDF) ? 2 : (b >= 0xE0 && b <= 0xEF) ? 3 : (b >= 0xF0 && b <= 0xF4) ? 4 : 0;
+        if (len == 0 || i + len > s.size()) return false;
+        for (size_t k = 1; k < len; ++k)
+            if ((uint8_t(s[i + k]) & 0xC0) != 0x80) return false;
+        i += len;
+    }
+    return true;
+}
+
+// TOML basic string (toml++ writes a newline as a multi-line literal, whose first newline a
+// reader drops).
+std::string basic_string(std::string_view s) {
+    std::string o = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            o += '\\';
+            o += char(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04X", c);
+            o += buf;
+        } else {
+            o += char(c);
+        }
+    }
+    return o + "\"";
 }
 
 }  // namespace
@@ -84,6 +116,40 @@ void build_lookup(Model& m) {
         if (BYTE_CLASS[lead] == BC_HAN && cps > size_t(m.han_max_chars))
             m.han_max_chars = int(std::min<size_t>(cps, 8));
     }
+}
+
+// Memo table: corpus segments (file order = priority), then every vocabulary piece at its hit
+// cost, then whitespace runs, digits and control bytes at their fitted costs. Keys that do not fit
+// (bucket full, > MEMO_KEY_MAX bytes) stay misses; the feature model prices them.
+void build_memo(Model& m) {
+    m.memo = MemoTable{};
+    if (m.memo_keys.empty()) return;
+    m.memo.init(m.memo_keys.size() + m.pieces.size() + 64);
+    auto put = [&](const std::string& key, uint32_t cost) {
+        if (key.empty() || key.size() > MEMO_KEY_MAX) return;
+        m.memo.insert(memo_hash_str(key), cost);
+    };
+    for (const auto& [k, c] : m.memo_keys) put(k, c);
+    for (const auto& piece : m.pieces) {
+        if (piece.empty() || all_ws_marks(piece)) continue;
+        const bool space = starts_with(piece, WS_MARK);
+        std::string key = space ? " " + piece.substr(3) : piece;
+        if (key.size() > MEMO_KEY_MAX || key == " ") continue;
+        const uint8_t c0 = BYTE_CLASS[uint8_t(key[space ? 1 : 0])];
+        if (c0 == BC_SP || c0 == BC_CTRL || c0 == BC_DIGIT || c0 == BC_CONT) continue;
+        // Only keys that can be whole segments: one class (continuations follow their lead).
+        bool one_class = true;
+        for (size_t i = space ? 2 : 1; i < key.size(); ++i) {
+            const uint8_t c = BYTE_CLASS[uint8_t(key[i])];
+            if (c != BC_CONT && c != c0) one_class = false;
+        }
+        if (!one_class) continue;
+        put(key, m.hit_cost[size_t(word_type(c0)) * 2 + (space ? 1 : 0)]);
+    }
+    for (size_t k = 1; k <= MEMO_KEY_MAX && k <= size_t(WS_MAX); ++k) put(std::string(k, ' '), m.ws_cost[k]);
+    for (char d = '0'; d <= '9'; ++d) put(std::string(1, d), m.digit_cost);
+    for (int b = 0; b < 256; ++b)
+        if (BYTE_CLASS[size_t(b)] == BC_CTRL) put(std::string(1, char(b)), m.ctrl_cost);
 }
 
 // ---- built-in model ----------------------------------------------------------------------------
@@ -165,6 +231,14 @@ std::string model_to_toml(const Model& m) {
     row(os, m.miss_scale.begin(), m.miss_scale.end(), 0);
     os << "miss = ";
     row(os, m.miss_cost.begin(), m.miss_cost.end(), LEN_MAX + 1);
+    if (!m.memo_keys.empty()) {
+        os << "\n[memo]\n# Segments seen at least twice in the calibration corpus (raw bytes, leading space\n"
+              "# included) and their mean exact piece count in 1/256 tokens; most frequent first.\nkeys = [\n";
+        for (const auto& kv : m.memo_keys) os << "  " << basic_string(kv.first) << ",\n";
+        os << "]\ncost256 = [";
+        for (size_t i = 0; i < m.memo_keys.size(); ++i) os << (i % 20 == 0 ? "\n  " : "") << m.memo_keys[i].second << ",";
+        os << "\n]\n";
+    }
     os << "\n[vocab]\n# Pieces as in the sentencepiece model (U+2581 marks a leading space).\npieces = [\n";
     for (const auto& p : m.pieces) os << "  " << str(p) << ",\n";
     os << "]\n";
@@ -225,8 +299,23 @@ Model model_from_toml(std::string_view text, const std::string& source) {
         if (!s) throw fail("vocab.pieces: expected strings");
         m.pieces.push_back(*s);
     }
+    if (auto* memo = root["memo"].as_table()) {
+        const toml::array* keys = (*memo)["keys"].as_array();
+        const toml::array* costs = (*memo)["cost256"].as_array();
+        if (!keys || !costs) throw fail("memo: needs arrays keys and cost256");
+        if (keys->size() != costs->size()) throw fail("memo: keys and cost256 differ in length");
+        m.memo_keys.reserve(keys->size());
+        for (size_t i = 0; i < keys->size(); ++i) {
+            auto k = (*keys)[i].value<std::string>();
+            auto c = (*costs)[i].value<int64_t>();
+            if (!k || k->empty() || k->size() > MEMO_KEY_MAX) throw fail("memo.keys[" + std::to_string(i) + "]: expected a string of 1.." + std::to_string(MEMO_KEY_MAX) + " bytes");
+            if (!c || *c < 0 || *c > 65535) throw fail("memo.cost256[" + std::to_string(i) + "]: expected an integer 0..65535");
+            m.memo_keys.emplace_back(*k, uint32_t(*c));
+        }
+    }
     m.source = m.source.empty() ? source : m.source;
     build_lookup(m);
+    build_memo(m);
     return m;
 }
 
@@ -385,7 +474,7 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     Acc type_cpp[N_TYPES];                      // code points per piece for misses, per type
     std::vector<SegmentInfo> segs;
     std::vector<uint32_t> actual;
-    std::vector<std::vector<SegmentInfo>> all_segs(docs.size());
+    std::unordered_map<std::string, std::pair<uint64_t, double>> seen;  // segment -> (count, sum of exact)
     std::vector<std::vector<uint32_t>> all_actual(docs.size());
     std::vector<uint32_t> doc_total(docs.size());
     for (size_t d = 0; d < docs.size(); ++d) {
@@ -416,7 +505,16 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                 default: break;
             }
         }
-        all_segs[d] = segs;
+        // Memo candidates: every segment but a text's first (it carries the dummy prefix).
+        for (size_t i = 0; i < segs.size(); ++i) {
+            const auto& s = segs[i];
+            if ((s.begin == 0 && m.add_dummy_prefix) || s.end - s.begin > MEMO_KEY_MAX) continue;
+            std::string key = docs[d].substr(s.begin, s.end - s.begin);
+            if (!valid_utf8(key)) continue;  // the file is TOML (UTF-8)
+            auto& c = seen[std::move(key)];
+            c.first += 1;
+            c.second += actual[i];
+        }
         all_actual[d] = actual;
         report.bytes += docs[d].size();
     }
@@ -428,6 +526,53 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     for (int k = 1; k <= WS_MAX; ++k)
         m.ws_cost[size_t(k)] = to_fix(shrink(ws[k], std::ceil(double(k) / max_ws), 2.0));
     for (int i = 0; i < N_TYPES * 2; ++i) m.hit_cost[size_t(i)] = to_fix(shrink(hit[i], 1.0, 5.0));
+
+    // The memo: segments seen at least twice, most frequent first. Segments seen once stand in for
+    // the unseen words of new text (Good-Turing): the feature model is fitted on them below.
+    {
+        std::vector<std::pair<uint64_t, const std::string*>> order;
+        for (const auto& [k, c] : seen)
+            if (c.first >= opt.memo_min_count) order.emplace_back(c.first, &k);
+        std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+            return a.first != b.first ? a.first > b.first : *a.second < *b.second;
+        });
+        if (order.size() > opt.memo_max_keys) order.resize(opt.memo_max_keys);
+        m.memo_keys.clear();
+        for (const auto& [n, k] : order) {
+            const auto& c = seen[*k];
+            m.memo_keys.emplace_back(*k, to_fix(c.second / double(c.first)));
+        }
+        build_memo(m);
+        report.memo_keys = m.memo_keys.size();
+        report.memo_entries = m.memo.entries;
+    }
+
+    // Pass 1b: the feature model on what the memo misses.
+    for (auto& a : type_cpp) a = Acc{};
+    han_actual = Acc{};
+    han_pred = Acc{};
+    cell.clear();
+    cell_tsl.clear();
+    cell_tskl.clear();
+    cell_tl.clear();
+    for (size_t d = 0; d < docs.size(); ++d) {
+        explain(m, docs[d].data(), docs[d].size(), segs);
+        const auto& act_d = all_actual[d];
+        for (size_t i = 0; i < segs.size() && i < act_d.size(); ++i) {
+            const auto& s = segs[i];
+            const double a = act_d[i];
+            if (s.kind == 4) {
+                cell[miss_index(s.type, s.space, s.cs, s.miss_kind, s.len)].add(a);
+                cell_tsl[miss_index(s.type, s.space, 0, 0, s.len)].add(a);
+                cell_tskl[miss_index(s.type, s.space, 0, s.miss_kind, s.len)].add(a);
+                cell_tl[miss_index(s.type, 0, 0, 0, s.len)].add(a);
+                if (s.len < LEN_MAX && a > 0) type_cpp[s.type].add(double(s.len) / a);
+            } else if (s.kind == 5) {
+                han_actual.add(a);
+                han_pred.add(double(s.cost) / FIX);
+            }
+        }
+    }
     if (han_pred.sum > 0) m.han_scale = to_fix(han_actual.sum / han_pred.sum);
     for (int ty = 0; ty < N_TYPES; ++ty) {
         const double cpp = std::max(1.0, type_cpp[ty].mean(ty == 1 ? 1.5 : 3.0));
@@ -449,28 +594,24 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     }
 
     // Pass 2: miss-rate scale per (type, bin): actual / predicted miss pieces over documents
-    // whose words of that type missed the vocabulary at that rate.
+    // whose segments missed the memo at that rate (a text in a language or domain the corpus
+    // covers poorly both misses more often and splits its misses into more pieces).
     {
         double pred[N_WORD_TYPES][MISS_BINS] = {}, act[N_WORD_TYPES][MISS_BINS] = {};
         for (size_t d = 0; d < docs.size(); ++d) {
             explain(m, docs[d].data(), docs[d].size(), segs);
-            uint32_t nw[N_WORD_TYPES] = {}, nm[N_WORD_TYPES] = {};
+            uint32_t misses = 0;
             double p[N_WORD_TYPES] = {}, a[N_WORD_TYPES] = {};
             const auto& act_d = all_actual[d];
             for (size_t i = 0; i < segs.size() && i < act_d.size(); ++i) {
                 const auto& s = segs[i];
-                if (s.type >= N_WORD_TYPES) continue;
-                nw[s.type] += s.counted;
-                if (s.scaled) {
-                    ++nm[s.type];
-                    p[s.type] += double(s.cost) / FIX;
-                    a[s.type] += act_d[i];
-                }
+                if (s.type >= N_WORD_TYPES || !s.scaled) continue;
+                ++misses;
+                p[s.type] += double(s.cost) / FIX;
+                a[s.type] += act_d[i];
             }
+            const uint32_t bin = miss_bin(misses, segs.size());
             for (int ty = 0; ty < N_WORD_TYPES; ++ty) {
-                if (!nm[ty]) continue;
-                uint32_t bin = uint32_t(uint64_t(nm[ty]) * MISS_BINS / nw[ty]);
-                if (bin >= uint32_t(MISS_BINS)) bin = MISS_BINS - 1;
                 pred[ty][bin] += p[ty];
                 act[ty][bin] += a[ty];
             }
@@ -501,22 +642,22 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     report.bias = sum_act > 0 ? sum_est / sum_act - 1 : 0;
     {
         std::ostringstream os;
-        const char* kinds[] = {"whitespace", "control", "digit", "word-hit", "word-miss", "cjk", "?", "byte-fallback"};
-        double est_k[8] = {}, act_k[8] = {};
+        const char* kinds[] = {"whitespace", "control", "digit", "word-hit", "word-miss", "cjk", "?", "byte-fallback", "memo-hit"};
+        double est_k[9] = {}, act_k[9] = {};
         for (size_t d = 0; d < docs.size(); ++d) {
             explain(m, docs[d].data(), docs[d].size(), segs);
             for (size_t i = 0; i < segs.size() && i < all_actual[d].size(); ++i) {
-                est_k[segs[i].kind & 7] += double(segs[i].cost) / FIX;
-                act_k[segs[i].kind & 7] += all_actual[d][i];
+                est_k[segs[i].kind % 9] += double(segs[i].cost) / FIX;
+                act_k[segs[i].kind % 9] += all_actual[d][i];
             }
         }
-        for (int k = 0; k < 8; ++k) {
+        for (int k = 0; k < 9; ++k) {
             if (act_k[k] == 0 && est_k[k] == 0) continue;
             os << "  " << kinds[k] << ": exact " << std::llround(act_k[k]) << " estimated " << std::llround(est_k[k])
                << "\n";
         }
         os << "  han_max_chars " << m.han_max_chars << ", whitespace piece max " << max_ws << ", pieces "
-           << m.pieces.size() << "\n";
+           << m.pieces.size() << ", memo keys " << report.memo_keys << " (table entries " << report.memo_entries << ")\n";
         report.details = os.str();
     }
     return model_to_toml(m);
@@ -547,8 +688,8 @@ std::string diagnose(const std::string& calib_file, const std::string& spm_model
         for (size_t i = 0; i < segs.size(); ++i) {
             const auto& s = segs[i];
             std::ostringstream k;
-            const char* kinds[] = {"ws", "ctrl", "digit", "hit", "miss", "han", "?", "bytefb"};
-            k << kinds[s.kind & 7] << " " << word_type_name(s.type) << " sp" << int(s.space) << " cs" << int(s.cs)
+            const char* kinds[] = {"ws", "ctrl", "digit", "hit", "miss", "han", "?", "bytefb", "memo"};
+            k << kinds[s.kind % 9] << " " << word_type_name(s.type) << " sp" << int(s.space) << " cs" << int(s.cs)
               << " k" << int(s.miss_kind) << " len" << int(s.len);
             auto& c = cells[k.str()];
             c.est += double(s.cost) / FIX;

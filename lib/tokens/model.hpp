@@ -2,11 +2,14 @@
 // segment-key hash and the kernel function table. Not part of the public API (tokens.hpp).
 #pragma once
 
+#include <emmintrin.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tokens/tokens.hpp"
@@ -115,6 +118,21 @@ static inline void replay_state(const uint8_t* p, size_t n, int next, KernelStat
     }
 }
 
+struct MemoTable;
+// Memo pass over segments [bnds[i], bnds[i + 1]) of the text p[0..n), i < ns: returns the summed
+// cost (FIX) of the memo hits and appends the misses' bounds, in order, to miss_b/miss_e at
+// *n_miss (both need 8 slots of slack). The scalar loop in estimator.cpp is the reference.
+using MemoFn = uint64_t (*)(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
+                            uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);
+uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
+                     uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);
+bool memo_avx512_supported() noexcept;  // AVX-512 F/BW/DQ/VL/VBMI
+
+struct Kernels {
+    ClassifyFn classify;
+    MemoFn memo;  // nullptr: the scalar memo loop
+};
+
 void classify_scalar(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts);
 void classify_avx2(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts);
 void classify_avx512(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts);
@@ -177,6 +195,71 @@ struct PieceSet {
     __attribute__((always_inline)) inline bool contains_inline(uint64_t h) const noexcept;
 };
 
+// Segment memo: cost of whole segments, keyed by their raw bytes (a leading space included), at
+// most MEMO_KEY_MAX bytes. Filled at calibration with every segment seen at least twice in the
+// corpus (its exact piece count, from the real tokenizer in context) and with every vocabulary
+// piece (one token). The data plane prices a segment with one branch-free probe here and leaves
+// only the misses to the feature model below. Buckets of 8 entries: 8 x 16-bit fingerprints then
+// 8 x 16-bit costs (32 bytes, one SSE2 compare); a full bucket refuses further keys (they stay
+// misses), so a probe never leaves its bucket.
+constexpr size_t MEMO_KEY_MAX = 32;
+
+struct MemoTable {
+    // Entry: 12-bit fingerprint << 4 | cost in whole tokens (0..15); 0 = empty. A segment's piece
+    // count is a whole number (the tokenizer is deterministic), so 16-bit entries lose nothing and
+    // keep 100k keys in about 256 KiB (L2). Bucket = 4 entries = 8 bytes: one 64-bit load (or
+    // one gather lane) per probe.
+    std::vector<uint64_t> buckets;  // bucket_mask + 1 buckets
+    uint32_t bucket_mask = 0;
+    size_t entries = 0;
+
+    void init(size_t keys);
+    // False when the key is already present, its bucket is full or the cost is not 0..15 tokens.
+    bool insert(uint64_t hv, uint32_t cost_fix);
+    bool empty() const noexcept { return entries == 0; }
+};
+
+// Memo key hash: NH (sum of 32x32->64-bit products of key-added halves; almost-universal) over
+// the 32 key bytes masked to `len`, then a multiply-xorshift finish. SSE2 only, ~20 instructions:
+// the data plane hashes every segment with it.
+alignas(64) inline constexpr uint8_t MEMO_MASK_WINDOW[64] = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+// q: 32 readable bytes; len <= MEMO_KEY_MAX. Returns bucket index bits (high 32) and the
+// fingerprint (bits 4..15 of the low half, never 0) as  hv = (uint64(y >> 32) << 32) | fp << 4.
+//   s  = sum_k (lo_k + A_k) * (hi_k + B_k)   over the four 64-bit words of the masked key (NH),
+//        A_0 also adds len;  x = lo32(s) ^ hi32(s);  y = (x ^ C) * M  (32 x 32 -> 64 bits).
+// Only 32 x 32 -> 64 multiplies, so SIMD kernels compute the same value lane by lane.
+constexpr uint32_t MEMO_A[4] = {0xA54FF53Au, 0x6A09E667u, 0x5BE0CD19u, 0x9B05688Cu};
+constexpr uint32_t MEMO_B[4] = {0xBB67AE85u, 0x3C6EF372u, 0x1F83D9ABu, 0x510E527Fu};
+constexpr uint32_t MEMO_C = 0x85EBCA6Bu;
+constexpr uint32_t MEMO_M = 0xC2B2AE35u;
+static inline uint64_t memo_finish(uint64_t s) {
+    const uint32_t x = uint32_t(s) ^ uint32_t(s >> 32);
+    const uint64_t y = uint64_t(x ^ MEMO_C) * MEMO_M;
+    uint32_t fp = (uint32_t(y) >> 20) & 0xFFF;
+    fp += fp == 0;
+    return (y & 0xFFFFFFFF00000000ULL) | (fp << 4);
+}
+static inline uint64_t memo_hash(const uint8_t* q, size_t len) {
+    const __m128i m0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(MEMO_MASK_WINDOW + 32 - len));
+    const __m128i m1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(MEMO_MASK_WINDOW + 48 - len));
+    __m128i a = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), m0);
+    __m128i b = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), m1);
+    a = _mm_add_epi32(a, _mm_setr_epi32(int(MEMO_A[0] + uint32_t(len)), int(MEMO_B[0]), int(MEMO_A[1]), int(MEMO_B[1])));
+    b = _mm_add_epi32(b, _mm_setr_epi32(int(MEMO_A[2]), int(MEMO_B[2]), int(MEMO_A[3]), int(MEMO_B[3])));
+    const __m128i pa = _mm_mul_epu32(a, _mm_srli_epi64(a, 32));
+    const __m128i pb = _mm_mul_epu32(b, _mm_srli_epi64(b, 32));
+    __m128i s = _mm_add_epi64(pa, pb);
+    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+    return memo_finish(uint64_t(_mm_cvtsi128_si64(s)));
+}
+static inline uint64_t memo_hash_str(const std::string& key) {
+    uint8_t buf[32] = {};
+    std::memcpy(buf, key.data(), key.size() < 32 ? key.size() : 32);
+    return memo_hash(buf, key.size() < 32 ? key.size() : 32);
+}
+
 // ---- the model -------------------------------------------------------------------------------
 // Costs are fixed point, 1/256 token (FIX).
 constexpr uint32_t FIX = 256;
@@ -193,9 +276,15 @@ constexpr int N_CASE = 8;        // lower, Capitalised, UPPER, mixed; +4 if the 
 constexpr int N_KIND = 10;
 constexpr int KIND_BODY = 4;
 constexpr int N_WORD_TYPES = 5;  // types with a miss table (not han)
-constexpr int MISS_BINS = 8;     // bins of the per-text miss rate for miss_scale
+constexpr int MISS_BINS = 8;     // bins of the per-text memo-miss rate for miss_scale
+// Bin of a text's memo-miss rate (word misses / segments): 1/32 wide, the last open-ended.
+static inline uint32_t miss_bin(uint64_t misses, uint64_t segments) {
+    if (segments == 0) return 0;
+    const uint64_t b = misses * 32 / segments;
+    return b < uint64_t(MISS_BINS) ? uint32_t(b) : uint32_t(MISS_BINS - 1);
+}
 
-static inline int word_type(uint8_t cls) {
+static constexpr int word_type(uint8_t cls) {
     switch (cls) {
         case BC_LATIN: return 0;
         case BC_PUNCT: return 1;
@@ -237,14 +326,21 @@ struct Model {
     uint32_t han_scale = FIX;               // correction on greedy Han matching (x/256)
     std::array<uint32_t, N_WORD_TYPES * MISS_BINS> miss_scale{};  // x/256 by (type, miss-rate bin)
 
+    // Segment memo (may be empty: calibration files without one, the builtin model).
+    std::vector<std::pair<std::string, uint32_t>> memo_keys;  // key bytes, cost (FIX); file order
+    MemoTable memo;
+
     bool cp_single(uint32_t cp) const noexcept {
         if (cp < 0x10000) return (cp_bitmap[cp >> 6] >> (cp & 63)) & 1;
         return false;
     }
 };
 
-// Builds the lookup structures (set, bitmap) from `pieces`. Throws CalibrationError.
+// Builds the lookup structures (set, bitmap) from `pieces`, and the memo table from `memo_keys`.
+// Throws CalibrationError.
 void build_lookup(Model& m);
+// Builds the memo table from memo_keys, the vocabulary and the fitted costs (call after both).
+void build_memo(Model& m);
 // Writes the model as TOML.
 std::string model_to_toml(const Model& m);
 Model model_from_toml(std::string_view text, const std::string& source);
@@ -253,7 +349,7 @@ void builtin_model(Model& m);
 // Per-segment detail for calibration and diagnostics (the data plane never builds these).
 struct SegmentInfo {
     uint32_t begin, end;     // byte offsets in the text
-    uint8_t kind;            // 0 ws-only, 1 ctrl, 2 digit, 3 word hit, 4 word miss, 5 han, 6 space-before-digit, 7 other
+    uint8_t kind;            // 0 ws-only, 1 ctrl, 2 digit, 3 word hit, 4 word miss, 5 han, 6 space-before-digit, 7 other, 8 memo hit
     uint8_t type;            // word type
     uint8_t space;           // leading space (real or dummy prefix)
     uint8_t cs;              // case class

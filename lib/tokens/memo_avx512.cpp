@@ -1,0 +1,106 @@
+// AVX-512 memo pass (built with -mavx512f/bw/dq/vl/vbmi; called only when the CPU has them):
+// the same hash, probe and miss list as the scalar loop in estimator.cpp, eight segments per step
+// (one 64-bit lane each), so it gives exactly the scalar result (tested).
+//
+// Per step: the eight segments must start within 96 bytes of the first one, so all their key bytes
+// (at most 32 each) lie in one 128-byte window, loaded with two masked loads (never past the text).
+// Lane keys come out of the window with vpermi2b (indexes = start + byte, zero-masked past the
+// segment's length), the NH hash runs on 32-bit halves with vpmuludq, the buckets come in with one
+// 64-bit gather, and the four fingerprints of a bucket are compared as 16-bit lanes. Misses are
+// compressed, in order, into the caller's miss list. Segments beyond the 96-byte reach wait for the
+// next step (steps cover at least one segment).
+// GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined operands) as uninitialised.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include "tokens/model.hpp"
+
+namespace tlb::tokens {
+
+uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
+                     uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss) {
+    const __m512i iota8 = _mm512_set_epi8(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5,
+                                          4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2,
+                                          1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    // Byte 0 of each 64-bit lane to all eight bytes of the lane.
+    const __m512i rep_b0 = _mm512_set_epi8(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0,
+                                           0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8,
+                                           8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
+    // 16-bit word 0 of each 64-bit lane to its four words.
+    const __m512i rep_w0 = _mm512_set_epi8(9, 8, 9, 8, 9, 8, 9, 8, 1, 0, 1, 0, 1, 0, 1, 0, 9, 8, 9, 8, 9, 8, 9, 8, 1, 0,
+                                           1, 0, 1, 0, 1, 0, 9, 8, 9, 8, 9, 8, 9, 8, 1, 0, 1, 0, 1, 0, 1, 0, 9, 8, 9, 8, 9,
+                                           8, 9, 8, 1, 0, 1, 0, 1, 0, 1, 0);
+    __m512i key[4];
+    for (int w = 0; w < 4; ++w)
+        key[w] = _mm512_set1_epi64(int64_t(uint64_t(MEMO_A[w]) | (uint64_t(MEMO_B[w]) << 32)));
+    const __m512i c_v = _mm512_set1_epi64(MEMO_C);
+    const __m512i m_v = _mm512_set1_epi64(MEMO_M);
+    const __m512i bmask = _mm512_set1_epi64(mt.bucket_mask);
+    const __m512i fpmask = _mm512_set1_epi64(0xFFF);
+    const __m512i one = _mm512_set1_epi64(1);
+    const __m512i ent_fp = _mm512_set1_epi16(short(0xFFF0));
+    const __m512i ent_cost = _mm512_set1_epi16(15);
+    const __m256i max_len = _mm256_set1_epi32(int(MEMO_KEY_MAX));
+    const __m256i reach = _mm256_set1_epi32(96);
+    const long long* table = reinterpret_cast<const long long*>(mt.buckets.data());
+
+    __m512i total = _mm512_setzero_si512();
+    uint32_t nm = *n_miss;
+    uint32_t i = 0;
+    while (i < ns) {
+        const uint32_t left = ns - i;
+        const __mmask8 in = left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1);
+        const __m256i b = _mm256_maskz_loadu_epi32(in, bnds + i);
+        const __m256i e = _mm256_maskz_loadu_epi32(in, bnds + i + 1);
+        const uint32_t b0 = bnds[i];
+        const __m256i rel = _mm256_sub_epi32(b, _mm256_set1_epi32(int(b0)));
+        const __mmask8 valid = in & _mm256_cmple_epu32_mask(rel, reach);  // a prefix, lane 0 set
+        const __m256i len32 = _mm256_sub_epi32(e, b);
+        const __mmask8 keyable = _mm256_cmple_epu32_mask(len32, max_len);
+        const __m256i klen = _mm256_min_epu32(len32, max_len);
+
+        // 128-byte window at b0 (masked loads never touch bytes past the text).
+        const size_t avail = n - b0;
+        const __mmask64 k_lo = avail >= 64 ? ~__mmask64(0) : (__mmask64(1) << avail) - 1;
+        const __mmask64 k_hi = avail >= 128 ? ~__mmask64(0) : avail <= 64 ? 0 : (__mmask64(1) << (avail - 64)) - 1;
+        const __m512i win_lo = _mm512_maskz_loadu_epi8(k_lo, p + b0);
+        const __m512i win_hi = _mm512_maskz_loadu_epi8(k_hi, p + b0 + 64);
+
+        const __m512i rel64 = _mm512_cvtepu32_epi64(rel);
+        const __m512i len64 = _mm512_cvtepu32_epi64(klen);
+        const __m512i relb = _mm512_shuffle_epi8(rel64, rep_b0);
+        const __m512i lenb = _mm512_shuffle_epi8(len64, rep_b0);
+        __m512i s = _mm512_setzero_si512();
+        for (int w = 0; w < 4; ++w) {
+            const __m512i pos = _mm512_add_epi8(iota8, _mm512_set1_epi8(char(8 * w)));
+            const __mmask64 kw = _mm512_cmplt_epu8_mask(pos, lenb);
+            const __m512i word = _mm512_maskz_permutex2var_epi8(kw, win_lo, _mm512_add_epi8(relb, pos), win_hi);
+            __m512i a = _mm512_add_epi32(word, key[w]);
+            if (w == 0) a = _mm512_add_epi32(a, len64);
+            s = _mm512_add_epi64(s, _mm512_mul_epu32(a, _mm512_srli_epi64(a, 32)));
+        }
+        const __m512i x = _mm512_xor_si512(_mm512_xor_si512(s, _mm512_srli_epi64(s, 32)), c_v);
+        const __m512i y = _mm512_mul_epu32(x, m_v);
+        const __m512i bucket = _mm512_and_si512(_mm512_srli_epi64(y, 32), bmask);
+        __m512i fp = _mm512_and_si512(_mm512_srli_epi64(y, 20), fpmask);
+        fp = _mm512_slli_epi64(_mm512_max_epu64(fp, one), 4);
+        const __m512i fp4 = _mm512_shuffle_epi8(fp, rep_w0);
+        const __m512i bk = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), valid, bucket, table, 8);
+        const __mmask32 eq = _mm512_cmpeq_epi16_mask(_mm512_and_si512(bk, ent_fp), fp4);
+        const __m512i eqv = _mm512_movm_epi16(eq);
+        const __mmask8 hit = valid & keyable & _mm512_test_epi64_mask(eqv, eqv);
+        const __m512i cost = _mm512_sad_epu8(_mm512_and_si512(_mm512_and_si512(bk, eqv), ent_cost), _mm512_setzero_si512());
+        total = _mm512_mask_add_epi64(total, hit, total, cost);
+
+        const __mmask8 miss = valid & ~hit;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(miss_b + nm), _mm256_maskz_compress_epi32(miss, b));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(miss_e + nm), _mm256_maskz_compress_epi32(miss, e));
+        nm += uint32_t(__builtin_popcount(miss));
+        i += uint32_t(__builtin_ctz(~uint32_t(valid)));
+    }
+    *n_miss = nm;
+    return uint64_t(_mm512_reduce_add_epi64(total)) * FIX;
+}
+
+}  // namespace tlb::tokens

@@ -152,6 +152,28 @@ void build_memo(Model& m) {
         if (BYTE_CLASS[size_t(b)] == BC_CTRL) put(std::string(1, char(b)), m.ctrl_cost);
 }
 
+// Per-code-point Han costs: the file's entries over defaults (single-piece characters: the mean of
+// the fitted ones; others: byte fallback, one token per UTF-8 byte).
+void build_han_cost(Model& m) {
+    m.han_cost.clear();
+    if (m.han_cost_keys.empty()) return;
+    double sum = 0, n = 0;
+    for (const auto& [cp, c] : m.han_cost_keys)
+        if (cp != 0x20 && cp < 0x10000 && m.cp_single(cp)) {
+            sum += c;
+            n += 1;
+        }
+    const uint32_t single = n > 0 ? uint32_t(std::lround(sum / n)) : FIX;
+    m.han_cost.assign(0x10000, 0);
+    for (uint32_t cp = 0; cp < 0x10000; ++cp) {
+        const uint32_t bytes = cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+        m.han_cost[cp] = uint16_t(m.cp_single(cp) ? single : bytes * FIX);
+    }
+    m.han_cost[0x20] = uint16_t(m.ws_cost[1]);
+    for (const auto& [cp, c] : m.han_cost_keys)
+        if (cp < 0x10000) m.han_cost[cp] = uint16_t(std::min<uint32_t>(c, 65535));
+}
+
 // ---- built-in model ----------------------------------------------------------------------------
 
 void builtin_model(Model& m) {
@@ -239,6 +261,14 @@ std::string model_to_toml(const Model& m) {
         for (size_t i = 0; i < m.memo_keys.size(); ++i) os << (i % 20 == 0 ? "\n  " : "") << m.memo_keys[i].second << ",";
         os << "\n]\n";
     }
+    if (!m.han_cost_keys.empty()) {
+        os << "\n[han]\n# Han-class runs the memo misses: piece count per code point in 1/256 tokens\n"
+              "# (32 = a leading space); other code points: single pieces at their mean, else bytes.\ncp = [";
+        for (size_t i = 0; i < m.han_cost_keys.size(); ++i) os << (i % 16 == 0 ? "\n  " : "") << m.han_cost_keys[i].first << ",";
+        os << "\n]\ncost256 = [";
+        for (size_t i = 0; i < m.han_cost_keys.size(); ++i) os << (i % 16 == 0 ? "\n  " : "") << m.han_cost_keys[i].second << ",";
+        os << "\n]\n";
+    }
     os << "\n[vocab]\n# Pieces as in the sentencepiece model (U+2581 marks a leading space).\npieces = [\n";
     for (const auto& p : m.pieces) os << "  " << str(p) << ",\n";
     os << "]\n";
@@ -313,9 +343,23 @@ Model model_from_toml(std::string_view text, const std::string& source) {
             m.memo_keys.emplace_back(*k, uint32_t(*c));
         }
     }
+    if (auto* han = root["han"].as_table()) {
+        const toml::array* cps = (*han)["cp"].as_array();
+        const toml::array* costs = (*han)["cost256"].as_array();
+        if (!cps || !costs) throw fail("han: needs arrays cp and cost256");
+        if (cps->size() != costs->size()) throw fail("han: cp and cost256 differ in length");
+        for (size_t i = 0; i < cps->size(); ++i) {
+            auto cp = (*cps)[i].value<int64_t>();
+            auto c = (*costs)[i].value<int64_t>();
+            if (!cp || *cp < 0 || *cp > 0xFFFF) throw fail("han.cp[" + std::to_string(i) + "]: expected a code point 0..65535");
+            if (!c || *c < 0 || *c > 65535) throw fail("han.cost256[" + std::to_string(i) + "]: expected an integer 0..65535");
+            m.han_cost_keys.emplace_back(uint32_t(*cp), uint32_t(*c));
+        }
+    }
     m.source = m.source.empty() ? source : m.source;
     build_lookup(m);
     build_memo(m);
+    build_han_cost(m);
     return m;
 }
 
@@ -399,13 +443,16 @@ double shrink(const Acc& a, double prior, double k) { return (a.sum + prior * k)
 
 // True piece counts per segment of `doc`.
 void attribute(const sentencepiece::SentencePieceProcessor& spm, const std::string& doc,
-               const std::vector<SegmentInfo>& segs, std::vector<uint32_t>& actual, uint32_t& total) {
+               const std::vector<SegmentInfo>& segs, std::vector<uint32_t>& actual, uint32_t& total,
+               std::vector<uint32_t>* begins = nullptr) {
     actual.assign(segs.size(), 0);
     const auto spt = spm.EncodeAsImmutableProto(doc);
     total = uint32_t(spt.pieces_size());
+    if (begins) begins->clear();
     size_t j = 0;
     for (size_t i = 0; i < spt.pieces_size(); ++i) {
         const uint32_t b = spt.pieces(int(i)).begin();
+        if (begins) begins->push_back(b);
         while (j + 1 < segs.size() && segs[j].end <= b) ++j;
         while (j > 0 && segs[j].begin > b) --j;
         actual[j] += 1;
@@ -474,13 +521,14 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     Acc type_cpp[N_TYPES];                      // code points per piece for misses, per type
     std::vector<SegmentInfo> segs;
     std::vector<uint32_t> actual;
+    std::vector<std::vector<uint32_t>> all_begins(docs.size());  // piece start offsets per document
     std::unordered_map<std::string, std::pair<uint64_t, double>> seen;  // segment -> (count, sum of exact)
     std::vector<std::vector<uint32_t>> all_actual(docs.size());
     std::vector<uint32_t> doc_total(docs.size());
     for (size_t d = 0; d < docs.size(); ++d) {
         explain(m, docs[d].data(), docs[d].size(), segs);
         uint32_t total = 0;
-        attribute(spm, docs[d], segs, actual, total);
+        attribute(spm, docs[d], segs, actual, total, &all_begins[d]);
         doc_total[d] = total;
         for (size_t i = 0; i < segs.size(); ++i) {
             const auto& s = segs[i];
@@ -555,12 +603,36 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     cell_tsl.clear();
     cell_tskl.clear();
     cell_tl.clear();
+    std::map<uint32_t, Acc> han_cp;  // code point -> share of its run's pieces
     for (size_t d = 0; d < docs.size(); ++d) {
         explain(m, docs[d].data(), docs[d].size(), segs);
         const auto& act_d = all_actual[d];
         for (size_t i = 0; i < segs.size() && i < act_d.size(); ++i) {
             const auto& s = segs[i];
             const double a = act_d[i];
+            if (s.kind == 5) {
+                // Per code point of the run: how many pieces start in its bytes (a leading space
+                // is its own entry, 0x20). Sum over a run = its piece count.
+                const auto& bg = all_begins[d];
+                auto starts_in = [&](size_t lo, size_t hi) {
+                    return double(std::lower_bound(bg.begin(), bg.end(), uint32_t(hi)) -
+                                  std::lower_bound(bg.begin(), bg.end(), uint32_t(lo)));
+                };
+                size_t k = s.begin;
+                const std::string& doc = docs[d];
+                if (doc[k] == ' ') {
+                    han_cp[0x20].add(starts_in(k, k + 1));
+                    ++k;
+                }
+                while (k < s.end) {
+                    const uint8_t c = uint8_t(doc[k]);
+                    const size_t l = std::min<size_t>(c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1, s.end - k);
+                    uint32_t cp = l == 1 ? c : c & (0x7F >> l);
+                    for (size_t j = 1; j < l; ++j) cp = (cp << 6) | (uint8_t(doc[k + j]) & 0x3F);
+                    han_cp[l == 4 ? 0x10000 : cp].add(starts_in(k, k + l));
+                    k += l;
+                }
+            }
             if (s.kind == 4) {
                 cell[miss_index(s.type, s.space, s.cs, s.miss_kind, s.len)].add(a);
                 cell_tsl[miss_index(s.type, s.space, 0, 0, s.len)].add(a);
@@ -591,6 +663,25 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                         const double v = shrink(get(cell, miss_index(ty, sp, cs, kd, len)), p3, 3.0);
                         m.miss_cost[miss_index(ty, sp, cs, kd, len)] = uint16_t(to_fix(v));
                     }
+    }
+
+    // Per-code-point Han costs (used when the memo is present: greedy matching per character costs
+    // several vocabulary probes). Sparse characters are pulled towards the mean of their kind.
+    if (!m.memo.empty()) {
+        double ss = 0, sn = 0;
+        for (const auto& [cp, a] : han_cp)
+            if (cp < 0x10000 && cp != 0x20 && m.cp_single(cp)) {
+                ss += a.sum;
+                sn += a.n;
+            }
+        const double single = sn > 0 ? ss / sn : 1.0;
+        m.han_cost_keys.clear();
+        for (const auto& [cp, a] : han_cp) {
+            if (cp >= 0x10000) continue;
+            const double prior = cp == 0x20 ? double(m.ws_cost[1]) / FIX : m.cp_single(cp) ? single : (cp < 0x800 ? 2.0 : 3.0);
+            m.han_cost_keys.emplace_back(cp, to_fix(shrink(a, prior, 2.0)));
+        }
+        build_han_cost(m);
     }
 
     // Pass 2: miss-rate scale per (type, bin): actual / predicted miss pieces over documents

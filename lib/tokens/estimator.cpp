@@ -279,6 +279,23 @@ struct Pricer {
         size_t pos = b;
         bool sp = space;
         uint32_t cps = 0;
+        if (!m.han_cost.empty()) {
+            // Per code point: a table load per character instead of vocabulary probes.
+            if (sp) cost += m.han_cost[0x20];
+            while (pos < e) {
+                uint32_t cp;
+                const uint32_t l = decode_cp(t.at(pos), e - pos, cp);
+                cost += cp < 0x10000 ? m.han_cost[cp] : l * FIX;  // malformed/astral: bytes
+                pos += l;
+                ++cps;
+            }
+            if constexpr (EXPLAIN) {
+                info->kind = 5;
+                info->type = 5;
+                info->len = uint8_t(cps > 255 ? 255 : cps);
+            }
+            return cost;
+        }
         while (pos < e) {
             const uint8_t* q = t.at(pos);
             uint32_t cp;

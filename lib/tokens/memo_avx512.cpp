@@ -6,9 +6,9 @@
 // (at most 32 each) lie in one 128-byte window, loaded with two masked loads (never past the text).
 // Lane keys come out of the window with vpermi2b (indexes = start + byte, zero-masked past the
 // segment's length), the NH hash runs on 32-bit halves with vpmuludq, the buckets come in with one
-// 64-bit gather, and the four fingerprints of a bucket are compared as 16-bit lanes. Misses are
-// compressed, in order, into the caller's miss list. Segments beyond the 96-byte reach wait for the
-// next step (steps cover at least one segment).
+// 64-bit gather, and the four fingerprints of a bucket are compared as 16-bit lanes. Miss masks are
+// kept per step and expanded into the caller's miss list afterwards. Segments beyond the 96-byte
+// reach wait for the next step (steps cover at least one segment). `ns` is at most CHUNK + 1.
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined operands) as uninitialised.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -48,6 +48,9 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     __m512i total = _mm512_setzero_si512();
     uint32_t nm = *n_miss;
     uint32_t i = 0;
+    uint32_t steps = 0;
+    uint32_t step_i[CHUNK + 1];
+    uint8_t step_miss[CHUNK + 1];
     while (i < ns) {
         const uint32_t left = ns - i;
         const __mmask8 in = left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1);
@@ -93,11 +96,22 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
         const __m512i cost = _mm512_sad_epu8(_mm512_and_si512(_mm512_and_si512(bk, eqv), ent_cost), _mm512_setzero_si512());
         total = _mm512_mask_add_epi64(total, hit, total, cost);
 
-        const __mmask8 miss = valid & ~hit;
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(miss_b + nm), _mm256_maskz_compress_epi32(miss, b));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(miss_e + nm), _mm256_maskz_compress_epi32(miss, e));
-        nm += uint32_t(__builtin_popcount(miss));
+        // Miss masks go to a per-step list at addresses that do not depend on the gathered data,
+        // so the next step's gather never waits behind this step's stores.
+        step_i[steps] = i;
+        step_miss[steps] = uint8_t(valid & ~hit);
+        ++steps;
         i += uint32_t(__builtin_ctz(~uint32_t(valid)));
+    }
+    for (uint32_t k = 0; k < steps; ++k) {
+        uint32_t mm = step_miss[k];
+        while (mm) {
+            const uint32_t j = step_i[k] + uint32_t(__builtin_ctz(mm));
+            mm &= mm - 1;
+            miss_b[nm] = bnds[j];
+            miss_e[nm] = bnds[j + 1];
+            ++nm;
+        }
     }
     *n_miss = nm;
     return uint64_t(_mm512_reduce_add_epi64(total)) * FIX;

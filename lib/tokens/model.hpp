@@ -324,6 +324,11 @@ struct Model {
     std::array<uint32_t, N_TYPES * 2> hit_cost{};  // segment that is a piece, per (type, space)
     std::vector<uint16_t> miss_cost;        // MISS_SIZE
     uint32_t han_scale = FIX;               // correction on greedy Han matching (x/256)
+    // With a memo: Han-class runs the memo misses are priced per code point (FIX units), the
+    // piece count of corpus runs shared out over their characters; index 0x20 = a leading space.
+    // Empty: greedy matching against the vocabulary (han_scale applies).
+    std::vector<uint16_t> han_cost;                           // 0x10000 entries, or empty
+    std::vector<std::pair<uint32_t, uint32_t>> han_cost_keys; // (code point, cost FIX) as in the file
     std::array<uint32_t, N_WORD_TYPES * MISS_BINS> miss_scale{};  // x/256 by (type, miss-rate bin)
 
     // Segment memo (may be empty: calibration files without one, the builtin model).
@@ -341,6 +346,8 @@ struct Model {
 void build_lookup(Model& m);
 // Builds the memo table from memo_keys, the vocabulary and the fitted costs (call after both).
 void build_memo(Model& m);
+// Builds the per-code-point Han cost table from han_cost_keys (call after build_lookup).
+void build_han_cost(Model& m);
 // Writes the model as TOML.
 std::string model_to_toml(const Model& m);
 Model model_from_toml(std::string_view text, const std::string& source);

@@ -1,6 +1,6 @@
 // tokenlb-tokens — token counts for tokenlb's estimator and for the real tokenizer.
 //
-//   tokenlb-tokens calibrate --spm MODEL --corpus PATH... --out FILE [--memo-keys N]
+//   tokenlb-tokens calibrate --spm MODEL --corpus PATH... --out FILE [--memo-keys N] [--memo-min-count N]
 //   tokenlb-tokens estimate --calib FILE [--format auto|text|openai] FILE...
 //   tokenlb-tokens exact --spm MODEL [--format auto|text|openai] FILE...
 //   tokenlb-tokens bench --calib FILE --spm MODEL [--format ...] FILE...
@@ -32,7 +32,7 @@ using namespace tlb::tokens;
     if (msg) std::fprintf(stderr, "tokenlb-tokens: %s\n", msg);
     std::fprintf(stderr,
                  "usage:\n"
-                 "  tokenlb-tokens calibrate --spm MODEL --corpus PATH... --out FILE [--memo-keys N]\n"
+                 "  tokenlb-tokens calibrate --spm MODEL --corpus PATH... --out FILE [--memo-keys N] [--memo-min-count N]\n"
                  "  tokenlb-tokens estimate --calib FILE [--format auto|text|openai] FILE...\n"
                  "  tokenlb-tokens exact --spm MODEL [--format auto|text|openai] FILE...\n"
                  "  tokenlb-tokens bench --calib FILE --spm MODEL [--format auto|text|openai] FILE...\n");
@@ -83,6 +83,7 @@ std::vector<Input> load_inputs(const std::vector<std::string>& files, const std:
 struct Args {
     std::string cmd, calib, spm, out, format = "auto";
     size_t memo_keys = size_t(-1);
+    uint64_t memo_min_count = 0;
     std::vector<std::string> corpus, files;
 };
 
@@ -99,7 +100,13 @@ Args parse(int argc, char** argv) {
         if (s == "--calib") a.calib = val();
         else if (s == "--spm") a.spm = val();
         else if (s == "--out") a.out = val();
-        else if (s == "--memo-keys") {
+        else if (s == "--memo-min-count") {
+            const std::string v = val();
+            char* end = nullptr;
+            const unsigned long long k = std::strtoull(v.c_str(), &end, 10);
+            if (v.empty() || *end || k < 1 || k > 1000000) usage("--memo-min-count needs an integer 1..1000000");
+            a.memo_min_count = k;
+        } else if (s == "--memo-keys") {
             const std::string v = val();
             char* end = nullptr;
             const unsigned long long k = std::strtoull(v.c_str(), &end, 10);
@@ -133,6 +140,7 @@ int run(const Args& a) {
         opt.spm_model = a.spm;
         opt.corpus = a.corpus;
         if (a.memo_keys != size_t(-1)) opt.memo_max_keys = a.memo_keys;
+        if (a.memo_min_count) opt.memo_min_count = a.memo_min_count;
         FitReport rep;
         const std::string toml = calibrate(opt, rep);
         std::ofstream o(a.out, std::ios::binary);

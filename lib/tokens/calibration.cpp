@@ -116,6 +116,7 @@ void build_lookup(Model& m) {
         if (BYTE_CLASS[lead] == BC_HAN && cps > size_t(m.han_max_chars))
             m.han_max_chars = int(std::min<size_t>(cps, 8));
     }
+
 }
 
 // Memo table: corpus segments (file order = priority), then every vocabulary piece at its hit

@@ -220,9 +220,47 @@ inline uint32_t prefix_bytes(uint32_t starts, uint32_t k) {
     return starts ? uint32_t(__builtin_ctz(starts)) : 32;
 }
 
+// Upper-case two-byte characters of a key (bit on the second byte): U+00C0..U+00DE but U+00D7,
+// U+0391..U+03A9, U+0401, U+0410..U+042F - the same set as the decoding loop in Pricer::word.
+inline __m128i in_range_u8(__m128i x, uint8_t lo, uint8_t hi) {
+    const __m128i d = _mm_sub_epi8(x, _mm_set1_epi8(char(lo)));
+    return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(char(hi - lo))), d);
+}
+inline uint32_t upper2_half(__m128i x, __m128i px) {
+    const __m128i d0 = _mm_and_si128(_mm_cmpeq_epi8(px, _mm_set1_epi8(char(0xD0))),
+                                     _mm_or_si128(in_range_u8(x, 0x90, 0xAF), _mm_cmpeq_epi8(x, _mm_set1_epi8(char(0x81)))));
+    const __m128i c3 = _mm_andnot_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(char(0x97))),
+                                        _mm_and_si128(_mm_cmpeq_epi8(px, _mm_set1_epi8(char(0xC3))), in_range_u8(x, 0x80, 0x9E)));
+    const __m128i ce = _mm_and_si128(_mm_cmpeq_epi8(px, _mm_set1_epi8(char(0xCE))), in_range_u8(x, 0x91, 0xA9));
+    return uint32_t(_mm_movemask_epi8(_mm_or_si128(d0, _mm_or_si128(c3, ce))));
+}
+// q: 32 readable bytes, len <= 32.
+inline uint32_t upper2(const uint8_t* q, size_t len) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+    const uint32_t m = upper2_half(a, _mm_slli_si128(a, 1)) |
+                       (upper2_half(b, _mm_or_si128(_mm_slli_si128(b, 1), _mm_srli_si128(a, 15))) << 16);
+    return len >= 32 ? m : m & ((1u << len) - 1);
+}
+
 struct Pricer {
     const Model& m;
     const Text& t;
+
+    // Every non-ASCII character of the key is a well-formed two-byte sequence that is a single
+    // piece (then the decoding loop would find nothing missing).
+    bool two_byte_all_known(const uint8_t* q, size_t len, const WordFeat& f) const {
+        const uint32_t lm = len >= 32 ? ~0u : (1u << len) - 1;
+        const uint32_t cont = f.cont & lm;
+        const uint32_t leads = f.high & ~f.cont & lm;
+        if ((uint64_t(leads) << 1) != cont) return false;  // lead + one continuation, nothing else
+        for (uint32_t x = leads; x; x &= x - 1) {
+            const uint32_t i = uint32_t(__builtin_ctz(x));
+            if (q[i] < 0xC2 || q[i] > 0xDF) return false;
+            if (!m.cp_single((uint32_t(q[i] & 0x1F) << 6) | (q[i + 1] & 0x3F))) return false;
+        }
+        return true;
+    }
     // Vocabulary probes on a miss (prefix/suffix pieces, hit check) only without a memo: with one,
     // every piece is a memo key and the probes no longer improve the fit (measured: MAPE 0.56% ->
     // 0.62% without them) while costing most of a miss.
@@ -410,7 +448,12 @@ struct Pricer {
             cps = uint32_t(len) - popcnt32(f.cont);
             n_upper = popcnt32(f.upper);
             first_upper = f.upper & 1;
-            if (f.high) {
+            if (f.high && two_byte_all_known(q, len, f)) {
+                // Only two-byte characters whose leads the vocabulary covers entirely (Latin-1,
+                // Greek, Cyrillic, ...): no byte fallback, upper case from byte pairs (SIMD).
+                n_upper = popcnt32(f.upper | upper2(q, len));
+                first_upper = q[0] < 0x80 ? (f.upper & 1) : ((upper2(q, len) >> 1) & 1);
+            } else if (f.high) {
                 // Non-ASCII: code points the vocabulary lacks fall back to bytes; Cyrillic case.
                 cps = 0;
                 n_upper = 0;

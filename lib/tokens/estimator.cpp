@@ -629,7 +629,21 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, std::
         segments += ns;
         uint32_t i = 0;
         if (first && ns) {  // dummy-prefix segment
-            price(bnds[0], bnds[1]);
+            const size_t b = bnds[0], e = bnds[1], l = e - b;
+            const uint8_t c0 = BYTE_CLASS[p[b]];
+            bool hit = false;
+            if (use_memo && l < MEMO_KEY_MAX && attaches_space(c0)) {
+                // The tokenizer sees "▁" + segment: the memo key with a leading space.
+                uint8_t key[64] = {' '};
+                std::memcpy(key + 1, text.at(b), 32);
+                const uint32_t cost = memo_probe_hash(m.memo, memo_hash(key, l + 1), hit);
+                if (hit) {
+                    total += cost;
+                    if constexpr (EXPLAIN)
+                        out->push_back(SegmentInfo{uint32_t(b), uint32_t(e), 8, uint8_t(word_type(c0)), 1, 0, 0, uint8_t(l), cost, 1, 0});
+                }
+            }
+            if (!hit) price(b, e);
             i = 1;
             first = false;
         }

@@ -3,7 +3,9 @@
 // Accuracy against real sentencepiece models is tests/integration/test_tokens_accuracy.sh.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <random>
@@ -290,6 +292,122 @@ TEST(Estimator, NoHeapAllocationOnTheEstimatePath) {
     g_count_allocs = false;
     delete v;
     EXPECT_GE(g_allocs.load(), 1u);
+}
+
+// ---- segment memo -----------------------------------------------------------------------------
+
+namespace {
+
+// tiny_toml plus a [memo] built from the segments of random texts (costs vary with the key) and a
+// [han] table, so every pricing path of a memo-bearing calibration is exercised.
+std::string memo_toml() {
+    const Estimator base = Estimator::from_toml(tiny_toml(2.0));
+    std::mt19937 rng(17);
+    std::vector<SegmentInfo> segs;
+    std::vector<std::string> keys;
+    for (int i = 0; i < 200; ++i) {
+        const std::string s = random_text(rng, 2000);
+        explain(base.model(), s.data(), s.size(), segs);
+        for (const auto& g : segs) {
+            if (g.begin == 0 || g.end - g.begin > MEMO_KEY_MAX) continue;
+            const std::string k = s.substr(g.begin, g.end - g.begin);
+            bool valid = true;  // TOML strings: UTF-8 only
+            for (size_t j = 0; j < k.size(); ++j) valid = valid && uint8_t(k[j]) < 0x80;
+            if (valid && (rng() % 3) != 0) keys.push_back(k);
+        }
+    }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    std::string t = tiny_toml(2.0) + "\n[memo]\nkeys = [";
+    std::string c = "cost256 = [";
+    for (size_t i = 0; i < keys.size(); ++i) {
+        std::string esc;
+        for (char ch : keys[i]) {
+            if (ch == '"' || ch == '\\') esc += '\\', esc += ch;
+            else if (uint8_t(ch) < 0x20 || ch == 0x7f) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04X", uint8_t(ch));
+                esc += buf;
+            } else esc += ch;
+        }
+        t += (i ? ", \"" : "\"") + esc + "\"";
+        c += (i ? ", " : "") + std::to_string(256 * (1 + keys[i].size() % 4));
+    }
+    t += "]\n" + c + "]\n[han]\ncp = [32, 20013, 25991]\ncost256 = [256, 128, 384]\n";
+    return t;
+}
+
+}  // namespace
+
+TEST(Memo, PricesMemoKeysExactlyAndHanPerCodePoint) {
+    std::string t = tiny_toml(2.5) +
+                    "\n[memo]\nkeys = [\" zzz\", \"qqq\", \"\\n\", \" hello\"]\ncost256 = [768, 512, 512, 256]\n"
+                    "[han]\ncp = [32, 20013, 25991]\ncost256 = [256, 128, 384]\n";
+    const Estimator e = Estimator::from_toml(t);
+    EXPECT_EQ(e.estimate("a zzz"), 6u);        // "a": no "▁a" key, feature model 2.5 + " zzz" 3
+    EXPECT_EQ(e.estimate("zzz zzz zzz"), 9u);  // "zzz" -> key " zzz" (dummy prefix) 3 + 3 + 3
+    EXPECT_EQ(e.estimate("hello\nqqq"), 5u);   // " hello" 1 + "\n" 2 + "qqq" 2
+    EXPECT_EQ(e.estimate("b\nqqq"), 7u);       // "b" 2.5 + 2 + 2 = 6.5 -> 7
+    EXPECT_EQ(e.estimate("b 中文"), 6u);        // 2.5 + " 中文" per code point: 1 + 0.5 + 1.5
+    EXPECT_EQ(e.estimate("x 中中中中"), 6u);    // 2.5 + 1 + 4 x 0.5 = 5.5 -> 6
+}
+
+TEST(Memo, EveryIsaAndTheExplainPathGiveTheScalarEstimate) {
+    const Estimator e = Estimator::from_toml(memo_toml());
+    ASSERT_GT(e.model().memo.entries, 300u);
+    std::mt19937 rng(123);
+    std::vector<SegmentInfo> segs;
+    size_t hits = 0, misses = 0;
+    for (int i = 0; i < 400; ++i) {
+        const size_t n = i < 150 ? size_t(i) : size_t(rng() % 20000);
+        const std::string s = (i % 4 == 3) ? random_bytes(rng, n) : random_text(rng, n);
+        const uint64_t ref = e.estimate(s.data(), s.size(), Isa::Scalar);
+        for (Isa isa : simd_isas()) ASSERT_EQ(e.estimate(s.data(), s.size(), isa), ref) << isa_name(isa) << " n=" << n;
+        const uint64_t slow = explain(e.model(), s.data(), s.size(), segs);
+        ASSERT_EQ((slow + FIX / 2) / FIX, ref) << i;
+        ASSERT_EQ(slow, e.estimate_fixed(s.data(), s.size())) << i;
+        for (const auto& g : segs) (g.kind == 8 ? hits : misses) += 1;
+    }
+    EXPECT_GT(hits, 10000u);  // both paths really taken
+    EXPECT_GT(misses, 1000u);
+}
+
+TEST(Memo, FileRoundTripAndErrors) {
+    const Estimator e = Estimator::from_toml(memo_toml());
+    const Estimator e2 = Estimator::from_toml(model_to_toml(e.model()));
+    EXPECT_EQ(e2.model().memo_keys.size(), e.model().memo_keys.size());
+    EXPECT_EQ(e2.model().memo.entries, e.model().memo.entries);
+    std::mt19937 rng(8);
+    for (int i = 0; i < 50; ++i) {
+        const std::string s = random_text(rng, 3000);
+        EXPECT_EQ(e.estimate(s), e2.estimate(s));
+    }
+    auto reason = [](const std::string& toml) -> std::string {
+        try {
+            Estimator::from_toml(toml, "m.toml");
+        } catch (const CalibrationError& err) {
+            return err.what();
+        }
+        return "";
+    };
+    EXPECT_NE(reason(tiny_toml(1.0) + "[memo]\nkeys = [\"a\"]\ncost256 = [1, 2]\n").find("memo"), std::string::npos);
+    EXPECT_NE(reason(tiny_toml(1.0) + "[memo]\nkeys = [\"\"]\ncost256 = [1]\n").find("memo.keys[0]"), std::string::npos);
+    EXPECT_NE(reason(tiny_toml(1.0) + "[memo]\nkeys = [\"a\"]\ncost256 = [-1]\n").find("memo.cost256[0]"), std::string::npos);
+    EXPECT_NE(reason(tiny_toml(1.0) + "[han]\ncp = [70000]\ncost256 = [1]\n").find("han.cp[0]"), std::string::npos);
+}
+
+TEST(Memo, NoHeapAllocationOnTheEstimatePath) {
+    const Estimator e = Estimator::from_toml(memo_toml());
+    std::mt19937 rng(4);
+    std::vector<std::string> texts;
+    for (int i = 0; i < 30; ++i) texts.push_back(random_text(rng, size_t(rng() % 70000)));
+    volatile uint64_t sink = 0;
+    g_allocs = 0;
+    g_count_allocs = true;
+    for (const auto& s : texts)
+        for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) sink = sink + e.estimate(s.data(), s.size(), isa);
+    g_count_allocs = false;
+    EXPECT_EQ(g_allocs.load(), 0u);
 }
 
 TEST(RequestText, ExtractsMessagesPartsPromptAndTools) {

@@ -231,11 +231,12 @@ std::string model_to_toml(const Model& m) {
     };
     std::ostringstream os;
     os << "# tokenlb token-estimator calibration (written by `tokenlb-tokens calibrate`).\n"
-          "# Costs are tokens. miss[((((type*2+space)*8+case)*10+kind)*25)+len]: type = latin,punct,\n"
-          "# cyrillic,greek,other,han; case = lower,Capital,UPPER,mixed (+4: non-ASCII letters);\n"
-          "# kind = longest prefix piece none/3/4/5+ code points, 4 = body without the space is a\n"
-          "# piece, +5 if the last 3 bytes are a piece; len = code points (24 = 24 or more).\n"
-          "# See docs/tokens.md.\n";
+          "# [memo]: segments priced exactly (most frequent first); [han]: per-code-point costs of CJK\n"
+          "# runs the memo misses. Other costs are tokens. miss[((((type*2+space)*8+case)*10+kind)*25)+len]:\n"
+          "# type = latin,punct,cyrillic,greek,other,han; case = lower,Capital,UPPER,mixed (+4: non-ASCII\n"
+          "# letters); kind (only without a memo) = longest prefix piece none/3/4/5+ code points, 4 = body\n"
+          "# without the space is a piece, +5 if the last 3 bytes are a piece; len = code points (24 = 24\n"
+          "# or more). See docs/tokens.md.\n";
     os << "format = \"tokenlb-tokens-calibration-1\"\n\n[tokenizer]\n";
     os << "name = " << str(m.name) << "\nsource = " << str(m.source) << "\n";
     os << "vocab_size = " << m.vocab_size << "\n";

@@ -144,12 +144,18 @@ std::unique_ptr<Classifier> Classifier::load_sources(const std::vector<Source>& 
 
 bool Classifier::compile(std::string* error) {
     _hot.resize(_rules.size());
-    std::vector<const char*> exprs, exprs_d;
-    std::vector<unsigned> flags, ids, flags_d, ids_d;
-    std::vector<std::vector<const char*>> exprs_g(_groups.size());
-    std::vector<std::vector<unsigned>> flags_g(_groups.size()), ids_g(_groups.size());
     for (const Rule& r : _rules)
         if (r.group) _groups[r.group - 1].mask |= TagSet{1} << r.bit;
+    // Prescan tags, in order of first appearance.
+    for (const Rule& r : _rules) {
+        if (!r.prescan || std::find(_pre_bits.begin(), _pre_bits.end(), r.bit) != _pre_bits.end()) continue;
+        if (_pre_bits.size() == MAX_PRESCAN_TAGS) {
+            set(error, r.file + ":" + std::to_string(r.line) + ": prescan=yes rules for more than " +
+                           std::to_string(MAX_PRESCAN_TAGS) + " tags");
+            return false;
+        }
+        _pre_bits.push_back(r.bit);
+    }
     std::vector<size_t> expr_rule;
     for (size_t i = 0; i < _rules.size(); ++i) {
         const Rule& r = _rules[i];
@@ -160,23 +166,10 @@ bool Classifier::compile(std::string* error) {
             _script_rules.push_back(static_cast<uint32_t>(i));
             continue;
         }
-        unsigned f = r.hs_flags;
-        if (r.confirm != Confirm::NONE) f |= HS_FLAG_SOM_LEFTMOST;  // the check needs the start
-        else if (r.min_count == 1) f |= HS_FLAG_SINGLEMATCH;      // first match decides
         expr_rule.push_back(i);
         if (r.needs_digits) {
-            exprs_d.push_back(r.pattern.c_str());
-            flags_d.push_back(f);
-            ids_d.push_back(static_cast<unsigned>(i));
             _digits_gate = _digits_gate == 0 ? r.needs_digits : std::min(_digits_gate, r.needs_digits);
-        } else if (r.group) {
-            exprs_g[r.group - 1].push_back(r.pattern.c_str());
-            flags_g[r.group - 1].push_back(f);
-            ids_g[r.group - 1].push_back(static_cast<unsigned>(i));
-        } else {
-            exprs.push_back(r.pattern.c_str());
-            flags.push_back(f);
-            ids.push_back(static_cast<unsigned>(i));
+            _digits_mask |= TagSet{1} << r.bit;
         }
     }
     if (expr_rule.empty()) return true;
@@ -206,8 +199,20 @@ bool Classifier::compile(std::string* error) {
         }
     }
 
-    auto build = [&](std::vector<const char*>& ex, std::vector<unsigned>& fl, std::vector<unsigned>& id,
-                     hs_database*& db) {
+    // One database from the regex rules that pass `take`; null when none does.
+    auto build = [&](auto take, hs_database*& db) {
+        std::vector<const char*> ex;
+        std::vector<unsigned> fl, id;
+        for (size_t i : expr_rule) {
+            const Rule& r = _rules[i];
+            if (!take(r)) continue;
+            unsigned f = r.hs_flags;
+            if (r.confirm != Confirm::NONE) f |= HS_FLAG_SOM_LEFTMOST;  // the check needs the start
+            else if (r.min_count == 1) f |= HS_FLAG_SINGLEMATCH;      // first match decides
+            ex.push_back(r.pattern.c_str());
+            fl.push_back(f);
+            id.push_back(static_cast<unsigned>(i));
+        }
         if (ex.empty()) return true;
         hs_compile_error_t* cerr = nullptr;
         if (hs_compile_multi(ex.data(), fl.data(), id.data(), static_cast<unsigned>(ex.size()), HS_MODE_BLOCK,
@@ -222,33 +227,44 @@ bool Classifier::compile(std::string* error) {
             db = nullptr;
             return false;
         }
-        // One scratch serves both databases (Hyperscan grows it to fit each).
+        // One scratch serves all databases (Hyperscan grows it to fit each).
         if (hs_alloc_scratch(db, &_proto) != HS_SUCCESS) {
             set(error, "rules: cannot allocate Hyperscan scratch");
             return false;
         }
         return true;
     };
-    if (!build(exprs, flags, ids, _db) || !build(exprs_d, flags_d, ids_d, _db_digits)) return false;
-    if (_groups.empty()) return true;
-    std::vector<const char*> exprs_a = exprs;
-    std::vector<unsigned> flags_a = flags, ids_a = ids;
+    if (!build([](const Rule& r) { return r.prescan; }, _db_pre)) return false;
+    if (!build([](const Rule& r) { return r.needs_digits != 0; }, _db_digits)) return false;
     for (size_t g = 0; g < _groups.size(); ++g) {
-        if (!build(exprs_g[g], flags_g[g], ids_g[g], _groups[g].db)) return false;
-        exprs_a.insert(exprs_a.end(), exprs_g[g].begin(), exprs_g[g].end());
-        flags_a.insert(flags_a.end(), flags_g[g].begin(), flags_g[g].end());
-        ids_a.insert(ids_a.end(), ids_g[g].begin(), ids_g[g].end());
+        const uint32_t gid = static_cast<uint32_t>(g + 1);
+        if (!build([gid](const Rule& r) { return !r.prescan && !r.needs_digits && r.group == gid; }, _groups[g].db))
+            return false;
     }
-    return build(exprs_a, flags_a, ids_a, _db_all);
+    _variants.resize(size_t{1} << _pre_bits.size());
+    for (size_t v = 0; v < _variants.size(); ++v) {
+        TagSet decided = 0;
+        for (size_t k = 0; k < _pre_bits.size(); ++k)
+            if (v >> k & 1) decided |= TagSet{1} << _pre_bits[k];
+        auto main_rule = [decided](const Rule& r) {
+            return !r.prescan && !r.needs_digits && !(decided >> r.bit & 1);
+        };
+        if (!build([&](const Rule& r) { return main_rule(r) && r.group == 0; }, _variants[v].db)) return false;
+        if (!_groups.empty() && !build(main_rule, _variants[v].db_all)) return false;
+    }
+    return true;
 }
 
 Classifier::~Classifier() {
     if (_proto) hs_free_scratch(_proto);
-    if (_db) hs_free_database(_db);
+    if (_db_pre) hs_free_database(_db_pre);
+    for (auto& v : _variants) {
+        if (v.db) hs_free_database(v.db);
+        if (v.db_all) hs_free_database(v.db_all);
+    }
     if (_db_digits) hs_free_database(_db_digits);
     for (auto& g : _groups)
         if (g.db) hs_free_database(g.db);
-    if (_db_all) hs_free_database(_db_all);
 }
 
 int Classifier::tag_bit(std::string_view name) const noexcept {
@@ -273,14 +289,19 @@ std::string Classifier::format(TagSet tags) const {
 }
 
 size_t Classifier::database_bytes() const noexcept {
-    size_t n = 0, m = 0;
-    if (_db && hs_database_size(_db, &n) != HS_SUCCESS) n = 0;
-    if (_db_digits && hs_database_size(_db_digits, &m) != HS_SUCCESS) m = 0;
-    for (const auto& g : _groups) {
+    size_t total = 0;
+    auto add = [&total](const hs_database* db) {
         size_t k = 0;
-        if (g.db && hs_database_size(g.db, &k) == HS_SUCCESS) m += k;
+        if (db && hs_database_size(db, &k) == HS_SUCCESS) total += k;
+    };
+    add(_db_pre);
+    for (const auto& v : _variants) {
+        add(v.db);
+        add(v.db_all);
     }
-    return n + m;
+    add(_db_digits);
+    for (const auto& g : _groups) add(g.db);
+    return total;
 }
 
 // ---- scanning ------------------------------------------------------------------------------
@@ -323,39 +344,53 @@ int Scanner::on_match(unsigned id, unsigned long long from, unsigned long long t
 
 TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
     _tags = 0;
+    _pre_tags = 0;
     _scripts = ScriptCounts{};
+    _split = false;
     if (!_ok) {
         ++_errors;
         return 0;
     }
     std::fill(_counts.begin(), _counts.end(), 0u);
-    // The SIMD pass first: script rules need its counts, and the digit-gated database is scanned
-    // only when some 33-byte stretch can hold enough digits.
-    if (!_c->_script_rules.empty() || _c->_db_digits || _c->_db_all)
+    const Classifier& c = *_c;
+    // The SIMD pass first: script rules need its counts, the digit-gated database is scanned only
+    // when some 33-byte stretch can hold enough digits, and the punctuation density picks the
+    // @early_exit mode.
+    if (!c._script_rules.empty() || c._db_digits || !c._groups.empty())
         for (size_t i = 0; i < n; ++i)
             count_scripts(reinterpret_cast<const uint8_t*>(spans[i].data()), spans[i].size(), _scripts);
-    const bool digits = _c->_db_digits && _scripts.digit_window >= _c->_digits_gate;
-    // Code-dense text: @early_exit files in their own databases, which stop at their first decisive
-    // match; otherwise one database for all (one literal-matcher pass).
-    const bool split = _c->_db_all && _scripts.punct * 1000 >= EARLY_EXIT_PUNCT_PERMILLE * _scripts.bytes;
-    _split = split;
-    for (size_t i = 0; i < n; ++i) {
-        if (_c->_db_all && !split) {
-            scan_db(_c->_db_all, spans[i].data(), spans[i].size(), 0);
-        } else {
-            if (_c->_db) scan_db(_c->_db, spans[i].data(), spans[i].size(), 0);
-            for (const auto& g : _c->_groups)
-                if (g.db && (_tags & g.mask) != g.mask) scan_db(g.db, spans[i].data(), spans[i].size(), g.mask);
+    // Prescan: cheap decisive rules; the tags they set select a main database without those tags.
+    if (c._db_pre)
+        for (size_t i = 0; i < n; ++i) scan_db(c._db_pre, spans[i].data(), spans[i].size(), 0);
+    size_t v = 0;
+    for (size_t k = 0; k < c._pre_bits.size(); ++k)
+        if (_tags >> c._pre_bits[k] & 1) v |= size_t{1} << k;
+    _pre_tags = _tags;
+    if (!c._variants.empty()) {
+        const Classifier::Variant& var = c._variants[v];
+        // Code-dense text: @early_exit files in their own databases, which stop at their first
+        // decisive match; otherwise one database for all (one literal-matcher pass).
+        const bool split = var.db_all && _scripts.punct * 1000 >= EARLY_EXIT_PUNCT_PERMILLE * _scripts.bytes;
+        _split = split;
+        for (size_t i = 0; i < n; ++i) {
+            if (var.db_all && !split) {
+                scan_db(var.db_all, spans[i].data(), spans[i].size(), 0);
+            } else {
+                if (var.db) scan_db(var.db, spans[i].data(), spans[i].size(), 0);
+                for (const auto& g : c._groups)
+                    if (g.db && (_tags & g.mask) != g.mask) scan_db(g.db, spans[i].data(), spans[i].size(), g.mask);
+            }
         }
-        if (digits) scan_db(_c->_db_digits, spans[i].data(), spans[i].size(), 0);
     }
+    if (c._db_digits && _scripts.digit_window >= c._digits_gate && (_tags & c._digits_mask) != c._digits_mask)
+        for (size_t i = 0; i < n; ++i) scan_db(c._db_digits, spans[i].data(), spans[i].size(), 0);
     _cur = nullptr;
-    for (uint32_t ri : _c->_script_rules) {
-        const Rule& r = _c->_rules[ri];
+    for (uint32_t ri : c._script_rules) {
+        const Rule& r = c._rules[ri];
         const uint64_t cnt = _scripts.of(r.script);
         _counts[ri] = cnt > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(cnt);
         if (cnt >= r.min_count && static_cast<double>(cnt) >= r.min_fraction * static_cast<double>(_scripts.letters))
-            _tags |= _c->_hot[ri].mask;
+            _tags |= c._hot[ri].mask;
     }
     return _tags;
 }

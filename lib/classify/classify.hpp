@@ -17,9 +17,14 @@
 //    match are compiled with HS_FLAG_SINGLEMATCH so Hyperscan stops reporting them. Confirmed rules
 //    (confirm=luhn|iban) are compiled with HS_FLAG_SOM_LEFTMOST so the callback knows where the
 //    match starts and can check the digits; a failed check is not a match.
+//  * prescan=yes rules (the Markdown fences, the e-mail rule) are scanned first in a small database;
+//    a tag they set selects a main database compiled without that tag's other rules (one variant
+//    per subset of prescan tags, built at start-up). Code-with-a-fence then skips every code rule,
+//    about half of the main scan's cost. Tags are unchanged (tested against the same rules
+//    without prescan).
 //  * "Heavy" script tags (cjk, cyrillic) are NOT regexes: a per-character Hyperscan match on a 64 KB
-//    Chinese prompt would be ~20k callbacks. A SIMD pass (AVX2, scalar reference, chosen at
-//    start-up) counts UTF-8 lead bytes per script instead, and the tag is set when the script's code
+//    Chinese prompt would be ~20k callbacks. A SIMD pass (AVX-512 BW, AVX2, scalar reference, chosen at
+//    start-up) counts UTF-8 lead bytes per script instead (AVX-512 BW, AVX2 or scalar, chosen at start-up), and the tag is set when the script's code
 //    points are at least min_fraction of the text's letters (ASCII alphanumerics + non-ASCII code
 //    points). The pass runs only when some rule uses it.
 //  * Worker path: Scanner::scan() is noexcept, allocates nothing (scratch cloned with
@@ -47,6 +52,8 @@ constexpr uint32_t MAX_RULES = 4096;
 // databases (stopping once their tags are set); sparser texts use one database for everything,
 // because every extra database is one more literal-matcher pass over the text.
 constexpr uint32_t EARLY_EXIT_PUNCT_PERMILLE = 15;
+// Distinct tags that prescan=yes rules may set (each doubles the number of main databases).
+constexpr uint32_t MAX_PRESCAN_TAGS = 3;
 
 enum class Confirm : uint8_t { NONE = 0, LUHN, IBAN };
 
@@ -72,16 +79,20 @@ struct ScriptCounts {
     bool operator==(const ScriptCounts&) const = default;
 };
 
-// Adds the counts of p[0..n) to acc with the kernel chosen at start-up (AVX2 when the CPU has it).
+// Adds the counts of p[0..n) to acc with the kernel chosen at start-up (AVX-512 BW, else AVX2,
+// else scalar).
 void count_scripts(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
-// The scalar reference, and the AVX2 kernel (callers check avx2_supported()); tests compare them.
+// The scalar reference, and the AVX2 / AVX-512 kernels (callers check avx2_supported() /
+// avx512_supported()); tests compare them.
 void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 // Internal pieces shared by the kernels: counts without digit_window, and one window step.
 void count_scripts_scalar_flat(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 void digit_window_step(uint32_t block_digits, uint32_t& prev, uint64_t& best) noexcept;
 void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
+void count_scripts_avx512(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 bool avx2_supported() noexcept;
-const char* script_kernel_name() noexcept;  // "avx2" or "scalar"
+bool avx512_supported() noexcept;           // AVX-512 F + BW
+const char* script_kernel_name() noexcept;  // "avx512", "avx2" or "scalar"
 
 // Check helpers used by confirm=; exposed for tests. They skip spaces and '-' between digits.
 bool luhn_valid(const char* p, size_t n) noexcept;   // 13..19 digits, Luhn checksum
@@ -101,6 +112,7 @@ struct Rule {
     double min_fraction = 0;  // script rules
     uint32_t needs_digits = 0;  // > 0: gated database, scanned only when digit_window >= this
     uint32_t group = 0;         // 0: shared database; k > 0: the k-th @early_exit file's own database
+    bool prescan = false;       // prescan=yes: scanned first; a tag it sets drops that tag's other rules
 };
 
 class Classifier {
@@ -147,17 +159,27 @@ private:
     std::vector<Rule> _rules;
     std::vector<Hot> _hot;               // parallel to _rules
     std::vector<uint32_t> _script_rules; // indices of script: rules
-    hs_database* _db = nullptr;         // ungated regex rules; null when there are none
+    // prescan=yes rules: one small database scanned before everything else. Tags it can set are
+    // "prescan tags" (at most MAX_PRESCAN_TAGS); for every subset v of them that the prescan set,
+    // the main databases are compiled without the rules of those tags (variant index v: bit k is
+    // the k-th prescan tag), so a decided tag costs nothing more.
+    hs_database* _db_pre = nullptr;
+    std::vector<uint32_t> _pre_bits;    // tag bit of the k-th prescan tag
+    struct Variant {
+        hs_database* db = nullptr;      // ungated shared rules (group 0)
+        hs_database* db_all = nullptr;  // shared + @early_exit rules in one database (prose mode)
+    };
+    std::vector<Variant> _variants;     // 2^|_pre_bits| entries; a null database has no rules
     hs_database* _db_digits = nullptr;  // needs_digits= rules; null when there are none
     uint32_t _digits_gate = 0;          // smallest needs_digits of those rules
+    TagSet _digits_mask = 0;            // tags of those rules (skipped when all are set)
     // @early_exit files: own database each; its scan stops once all of the file's tags are set.
     struct Group {
         hs_database* db = nullptr;
         TagSet mask = 0;
     };
     std::vector<Group> _groups;
-    hs_database* _db_all = nullptr;     // shared + @early_exit rules in one database (prose mode)
-    hs_scratch* _proto = nullptr;       // prototype scratch (valid for both databases), cloned per Scanner
+    hs_scratch* _proto = nullptr;       // prototype scratch (valid for all databases), cloned per Scanner
 };
 
 // One per worker. Construction clones the scratch (control plane).
@@ -181,6 +203,7 @@ public:
     uint64_t errors() const noexcept { return _errors; }  // Hyperscan scan errors, cumulative
     uint64_t confirm_rejects() const noexcept { return _confirm_rejects; }  // cumulative
     bool last_scan_split() const noexcept { return _split; }  // @early_exit databases used separately
+    TagSet last_prescan_tags() const noexcept { return _pre_tags; }  // tags the prescan decided
 
 private:
     const Classifier* _c;
@@ -195,6 +218,7 @@ private:
     void scan_db(const hs_database* db, const char* p, size_t len, TagSet stop_mask) noexcept;
     TagSet _stop = 0;               // scan of an @early_exit database: stop when these are all set
     bool _split = false;
+    TagSet _pre_tags = 0;
     static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
                         void* ctx) noexcept;
 };

@@ -135,16 +135,22 @@ std::string parse_line(std::string_view s, Rule& r) {
             if (r.script != Script::NONE) return "needs_digits= applies to /pattern/ rules only";
             if (!parse_u32(v, 1, 1000000, r.needs_digits))
                 return "needs_digits must be an integer in [1, 1000000], got '" + std::string(v) + "'";
+        } else if (k == "prescan") {
+            if (r.script != Script::NONE) return "prescan= applies to /pattern/ rules only";
+            if (v == "yes") r.prescan = true;
+            else if (v == "no") r.prescan = false;
+            else return "prescan must be yes or no, got '" + std::string(v) + "'";
         } else if (k == "min_fraction") {
             if (r.script == Script::NONE) return "min_fraction= applies to script: rules only";
             if (!parse_fraction(v, r.min_fraction))
                 return "min_fraction must be a number in (0, 1], got '" + std::string(v) + "'";
             have_fraction = true;
         } else {
-            return "unknown option '" + std::string(k) + "' (known: min_count confirm needs_digits min_fraction)";
+            return "unknown option '" + std::string(k) + "' (known: min_count confirm needs_digits prescan min_fraction)";
         }
     }
     if (r.script != Script::NONE && !have_fraction) return "script: rule needs min_fraction=F";
+    if (r.prescan && r.needs_digits) return "prescan= and needs_digits= exclude each other";
     return {};
 }
 

@@ -1,5 +1,6 @@
 // Scalar reference of the script-counting pass, and the start-up kernel choice.
-// The AVX2 kernel (script_avx2.cpp) must give exactly these counts; classify_test checks it.
+// The AVX2 and AVX-512 kernels (script_avx2.cpp, script_avx512.cpp) must give exactly these
+// counts; classify_test checks both.
 #include "classify/classify.hpp"
 
 namespace tlb::classify {
@@ -34,7 +35,9 @@ using CountFn = void (*)(const uint8_t*, size_t, ScriptCounts&) noexcept;
 // A function-local static rather than a namespace-scope one so no static-initialisation order
 // can observe it unset.
 CountFn kernel() noexcept {
-    static const CountFn k = avx2_supported() ? &count_scripts_avx2 : &count_scripts_scalar;
+    static const CountFn k = avx512_supported() ? &count_scripts_avx512
+                             : avx2_supported()  ? &count_scripts_avx2
+                                                 : &count_scripts_scalar;
     return k;
 }
 
@@ -55,7 +58,14 @@ bool avx2_supported() noexcept {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
 }
 
-const char* script_kernel_name() noexcept { return kernel() == &count_scripts_avx2 ? "avx2" : "scalar"; }
+bool avx512_supported() noexcept {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("popcnt");
+}
+
+const char* script_kernel_name() noexcept {
+    const CountFn k = kernel();
+    return k == &count_scripts_avx512 ? "avx512" : k == &count_scripts_avx2 ? "avx2" : "scalar";
+}
 
 // Digit counts per 32-byte block -> the densest pair of consecutive blocks. Shared by both kernels
 // (the AVX2 one passes its per-block counts through it) so they agree exactly.

@@ -2,9 +2,11 @@
 // input, confirm checks, and the AVX2 script kernel against the scalar reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -237,7 +239,7 @@ TEST(RuleFiles, ErrorsNameFileAndLine) {
     EXPECT_EQ(load_error("code\n"), "t.rules:1: rule 'code' has no pattern");
     EXPECT_EQ(load_error("code abc\n"), "t.rules:1: expected /pattern/flags or script:NAME after tag 'code'");
     EXPECT_EQ(load_error("code /a/ min_count=0\n"), "t.rules:1: min_count must be an integer in [1, 1000000], got '0'");
-    EXPECT_EQ(load_error("code /a/ color=red\n"), "t.rules:1: unknown option 'color' (known: min_count confirm needs_digits min_fraction)");
+    EXPECT_EQ(load_error("code /a/ color=red\n"), "t.rules:1: unknown option 'color' (known: min_count confirm needs_digits prescan min_fraction)");
     EXPECT_EQ(load_error("code /a/ confirm=crc\n"), "t.rules:1: unknown confirm 'crc' (known: luhn iban)");
     EXPECT_EQ(load_error("code /a/ min_fraction=0.5\n"), "t.rules:1: min_fraction= applies to script: rules only");
     EXPECT_EQ(load_error("x script:klingon min_fraction=0.5\n"), "t.rules:1: unknown script 'klingon' (known: cjk cyrillic greek arabic)");
@@ -320,7 +322,35 @@ TEST(ScriptKernel, Avx2MatchesScalar) {
         count_scripts_avx2(reinterpret_cast<const uint8_t*>(s.data()), s.size(), b);
         ASSERT_EQ(a, b) << "iteration " << iter << " length " << n;
     }
-    EXPECT_STREQ(script_kernel_name(), "avx2");
+    if (!avx512_supported()) {
+        EXPECT_STREQ(script_kernel_name(), "avx2");
+    }
+}
+
+TEST(ScriptKernel, Avx512MatchesScalar) {
+    if (!avx512_supported()) GTEST_SKIP() << "no AVX-512 BW";
+    std::mt19937_64 rng(7);
+    const std::string samples[] = {"Привет, мир! 你好，世界。こんにちは Καλημέρα مرحبا abc 123 ~!@#(){};=",
+                                   "4111 1111 1111 1111 and 555-123-4567, x9", "\xff\xfe\x80\xbf\xc0\xe3\xed\xd0\xd3\xce\xd8\xdb"};
+    for (int iter = 0; iter < 3000; ++iter) {
+        std::string s;
+        const size_t n = rng() % 400;  // covers 64-byte steps, a 32-byte tail block and a short one
+        if (iter % 4 == 0) {
+            for (size_t i = 0; i < n; ++i) s.push_back(static_cast<char>(rng()));
+        } else {
+            const std::string& base = samples[iter % 4 - 1];
+            for (size_t i = 0; i < n; ++i) s.push_back(base[rng() % base.size()]);
+        }
+        ScriptCounts a, b;
+        count_scripts_scalar(reinterpret_cast<const uint8_t*>(s.data()), s.size(), a);
+        count_scripts_avx512(reinterpret_cast<const uint8_t*>(s.data()), s.size(), b);
+        ASSERT_EQ(a, b) << "iteration " << iter << " length " << n;
+        // Accumulating over two calls (two spans) also agrees.
+        count_scripts_scalar(reinterpret_cast<const uint8_t*>(s.data()), s.size() / 2, a);
+        count_scripts_avx512(reinterpret_cast<const uint8_t*>(s.data()), s.size() / 2, b);
+        ASSERT_EQ(a, b) << "iteration " << iter << " second span";
+    }
+    EXPECT_STREQ(script_kernel_name(), "avx512");
 }
 
 TEST(ScriptKernel, ScalarCounts) {
@@ -388,4 +418,99 @@ TEST_F(DefaultRules, DenseCodeUsesEarlyExit) {
     EXPECT_TRUE(scanner->last_scan_split());
     EXPECT_EQ(tags("Plain English prose about nothing in particular, with a comma or two."), "");
     EXPECT_FALSE(scanner->last_scan_split());
+}
+
+// ---- prescan=yes -------------------------------------------------------------------------------
+
+namespace {
+std::string read_text(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+// The default rule files, optionally with every "prescan=yes" removed.
+std::vector<Classifier::Source> default_sources(bool keep_prescan) {
+    std::vector<Classifier::Source> out;
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(RULES_DIR))
+        if (e.path().extension() == ".rules") names.push_back(e.path().string());
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+        std::string t = read_text(n);
+        if (!keep_prescan)
+            for (size_t p; (p = t.find("prescan=yes")) != std::string::npos;) t.erase(p, 11);
+        out.push_back({n, t});
+    }
+    return out;
+}
+}  // namespace
+
+TEST(Prescan, ParsesAndRefuses) {
+    std::string err;
+    auto c = Classifier::load_sources({{"a.rules", "code /```/ prescan=yes\ncode /def / prescan=no\n"}}, &err);
+    ASSERT_NE(c, nullptr) << err;
+    EXPECT_TRUE(c->rule(0).prescan);
+    EXPECT_FALSE(c->rule(1).prescan);
+    EXPECT_EQ(load_error("code /a/ prescan=maybe\n"), "t.rules:1: prescan must be yes or no, got 'maybe'");
+    EXPECT_EQ(load_error("pii /\\d{12}/ prescan=yes needs_digits=12\n"),
+              "t.rules:1: prescan= and needs_digits= exclude each other");
+    EXPECT_EQ(load_error("cjk script:cjk min_fraction=0.3 prescan=yes\n"),
+              "t.rules:1: prescan= applies to /pattern/ rules only");
+    EXPECT_EQ(load_error("a /aa/ prescan=yes\nb /bb/ prescan=yes\nc /cc/ prescan=yes\nd /dd/ prescan=yes\n"),
+              "t.rules:4: prescan=yes rules for more than 3 tags");
+}
+
+// A prescan tag drops the tag's other rules from the main scan, and nothing else: a rule of that
+// tag that needs several matches, and other tags' rules, behave as without prescan.
+TEST(Prescan, DecidedTagSkipsItsRules) {
+    const std::string rules = "code /```/ prescan=yes\ncode /;$/m min_count=2\nmail /[a-z]@[a-z]+\\.com\\b/\n"
+                              "num /\\d\\d\\d\\d\\d\\d\\d\\d/ needs_digits=8\nnum /#\\d+/ prescan=yes\n";
+    std::string err;
+    auto c = Classifier::load_sources({{"p.rules", rules}}, &err);
+    ASSERT_NE(c, nullptr) << err;
+    Scanner s(*c);
+    EXPECT_EQ(c->format(s.scan("x;\ny;\n")), "code");  // no fence: the main scan finds it
+    EXPECT_EQ(s.last_prescan_tags(), 0u);
+    EXPECT_EQ(c->format(s.scan("```\nx;\ny;\n a@b.com")), "code,mail");
+    EXPECT_EQ(s.last_prescan_tags(), c->tag_mask("code"));
+    EXPECT_EQ(s.rule_matches(1), 0u);  // the ;$ rule was not scanned
+    EXPECT_EQ(c->format(s.scan("#5 and 12345678")), "num");
+    EXPECT_EQ(s.last_prescan_tags(), c->tag_mask("num"));
+    EXPECT_EQ(s.rule_matches(3), 0u);  // the digit-gated database was skipped
+    EXPECT_EQ(c->format(s.scan("only 12345678 here")), "num");
+    EXPECT_EQ(s.rule_matches(3), 1u);
+    EXPECT_EQ(s.errors(), 0u);
+}
+
+// The default rules give the same tags with and without prescan=yes, on prose, code, prose with a
+// fenced block, dense code, math, PII and mixes.
+TEST(Prescan, DefaultRulesSameTagsAsWithoutPrescan) {
+    std::string err;
+    auto with = Classifier::load_sources(default_sources(true), &err);
+    ASSERT_NE(with, nullptr) << err;
+    auto without = Classifier::load_sources(default_sources(false), &err);
+    ASSERT_NE(without, nullptr) << err;
+    ASSERT_EQ(with->tag_count(), without->tag_count());
+    Scanner a(*with), b(*without);
+    const std::string prose =
+        "The quarterly report shows that revenue grew by 12 percent while costs stayed flat; could you "
+        "summarise it? Спасибо за подробный ответ. El informe final estará listo la próxima semana. ";
+    const std::string fence = "Here is my code:\n```python\ndef f(x):\n    return x + 1\n```\n";
+    const std::string dense = "int f(int x) {\n  return x * 2;\n}\nfor (int i = 0; i < n; ++i) { s += a[i]; }\n";
+    const std::vector<std::string> parts = {
+        prose, fence, dense, "mail me at john.doe@example.com", "card 4111 1111 1111 1111",
+        "Call (555) 123-4567", "$$E = mc^2$$ and \\frac{1}{2}", "IBAN DE89 3704 0044 0532 0130 00",
+        "    ```\nindented fence", "~~~\ntilde fence\n~~~", "token ghp_abcdefghijklmnopqrstuvwxyz0123456789AB",
+        "你好，世界。人工智能是计算机科学的一个分支。"};
+    std::mt19937 rng(3);
+    int fenced = 0;
+    for (int iter = 0; iter < 400; ++iter) {
+        std::string t;
+        const int k = 1 + static_cast<int>(rng() % 6);
+        for (int j = 0; j < k; ++j) t += parts[rng() % parts.size()] + (rng() % 2 ? "\n" : " ");
+        const TagSet ta = a.scan(t), tb = b.scan(t);
+        ASSERT_EQ(with->format(ta), without->format(tb)) << t;
+        if (a.last_prescan_tags() & with->tag_mask("code")) ++fenced;
+    }
+    EXPECT_GT(fenced, 50);  // the prescan did decide code on the fenced texts
+    EXPECT_EQ(b.last_prescan_tags(), 0u);
 }

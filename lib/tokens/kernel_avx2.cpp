@@ -1,7 +1,17 @@
 // AVX2 kernel (built with -mavx2; called only when the CPU has it). Same definition as
-// kernel_scalar.cpp, two 32-byte halves per 64-byte step: byte classes by unsigned range
-// compares (min_epu8 == x), continuation propagation with vperm2i128 + vpalignr shifts (simdjson's
-// prev<N>), boundary logic on 64-bit masks.
+// kernel_scalar.cpp, in two passes over the chunk:
+//   1. every byte -> an 8-bit class code by vpshufb nibble lookups (Classifier below), stored
+//      in a stack buffer with the carried state as four codes before it and the code of `next`
+//      after it;
+//   2. per 32 bytes: unaligned loads of the codes at offsets -4..+1 replace all cross-lane shifts
+//      (and the scalar look-ahead); the resolved class of the previous byte is the first
+//      non-continuation code of the four before it (three vpblendvb on the code's sign bit); the
+//      boundary logic runs on 64-bit masks.
+//
+// Codes: bit 7 = continuation byte (vpblendvb selects on it), bit 6 = does not take an attached
+// space (SP, CTRL, DIGIT, CONT, none), bit 0 = 0 only for CTRL/DIGIT ("forced"), so comparing a
+// code with (resolved previous | 1) is never equal for a forced byte. CTRL and DIGIT share a code:
+// both always start a segment, and neither equals any other class.
 #include <immintrin.h>
 
 #include "tokens/model.hpp"
@@ -10,110 +20,160 @@ namespace tlb::tokens {
 
 namespace {
 
-inline __m256i in_range(__m256i v, uint8_t lo, uint8_t hi) {
-    const __m256i x = _mm256_sub_epi8(v, _mm256_set1_epi8(char(lo)));
-    return _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(char(hi - lo))), x);
-}
-inline __m256i eq(__m256i v, uint8_t b) { return _mm256_cmpeq_epi8(v, _mm256_set1_epi8(char(b))); }
-inline __m256i put(__m256i c, __m256i m, uint8_t cls) {
-    return _mm256_blendv_epi8(c, _mm256_set1_epi8(char(cls)), m);
+constexpr uint8_t K_LATIN = 0x01, K_PUNCT = 0x03, K_CYR = 0x05, K_GREEK = 0x07, K_HAN = 0x09,
+                  K_OTHER = 0x0B, K_SP = 0x41, K_FORCED = 0x42, K_CONT = 0xC1, K_NONE = 0x45;
+
+constexpr uint8_t code_of(uint8_t cls) {
+    switch (cls) {
+        case BC_SP: return K_SP;
+        case BC_CTRL:
+        case BC_DIGIT: return K_FORCED;
+        case BC_LATIN: return K_LATIN;
+        case BC_PUNCT: return K_PUNCT;
+        case BC_CYR: return K_CYR;
+        case BC_GREEK: return K_GREEK;
+        case BC_HAN: return K_HAN;
+        case BC_OTHER: return K_OTHER;
+        case BC_CONT: return K_CONT;
+        default: return K_NONE;  // 0xFF: before the text
+    }
 }
 
-inline __m256i classes(__m256i v) {
-    const __m256i tab = eq(v, 0x09);
-    const __m256i ctrl = _mm256_andnot_si256(
-        tab, _mm256_or_si256(_mm256_or_si256(in_range(v, 0x00, 0x1F), eq(v, 0x7f)),
-                             _mm256_or_si256(in_range(v, 0xC0, 0xC1), in_range(v, 0xF5, 0xFF))));
-    const __m256i sp = eq(v, 0x20);
-    const __m256i digit = in_range(v, '0', '9');
-    const __m256i alpha = in_range(_mm256_or_si256(v, _mm256_set1_epi8(0x20)), 'a', 'z');
-    const __m256i ascii_print = in_range(v, 0x21, 0x7E);
-    const __m256i punct = _mm256_or_si256(
-        _mm256_or_si256(_mm256_andnot_si256(_mm256_or_si256(digit, alpha), ascii_print), tab),
-        _mm256_or_si256(_mm256_or_si256(eq(v, 0xC2), eq(v, 0xE2)),
-                        _mm256_or_si256(eq(v, 0xEF), in_range(v, 0xF0, 0xF4))));
-    const __m256i latin = _mm256_or_si256(alpha, in_range(v, 0xC3, 0xCB));
-    __m256i c = _mm256_set1_epi8(BC_OTHER);
-    c = put(c, ctrl, BC_CTRL);
-    c = put(c, sp, BC_SP);
-    c = put(c, digit, BC_DIGIT);
-    c = put(c, latin, BC_LATIN);
-    c = put(c, punct, BC_PUNCT);
-    c = put(c, in_range(v, 0x80, 0xBF), BC_CONT);
-    c = put(c, in_range(v, 0xCE, 0xCF), BC_GREEK);
-    c = put(c, in_range(v, 0xD0, 0xD4), BC_CYR);
-    c = put(c, in_range(v, 0xE3, 0xE9), BC_HAN);
-    return c;
+// Four codes standing for the bytes before the chunk. The state keeps r, c1 and c2 of the last
+// bytes rather than the bytes; these codes give the same resolved classes to the first four bytes
+// of the chunk (the first non-continuation code among them is the one the state resolves to).
+inline void write_prefix(const KernelState& st, uint8_t* pre) {
+    pre[0] = pre[1] = pre[2] = K_NONE;
+    pre[3] = code_of(st.r1);
+    if (st.r1 != BC_CONT) return;
+    pre[2] = code_of(st.c1_1);
+    if (st.c1_1 != BC_CONT) return;
+    pre[1] = code_of(st.c1_2);
+    if (st.c1_2 != BC_CONT) return;
+    pre[0] = code_of(st.c2_1);
 }
 
-template <int N>
-inline __m256i prev_n(__m256i cur, __m256i prev) {
-    return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - N);
+// ---- pass 1: byte -> code ---------------------------------------------------------------------
+// Per high nibble h a row of 16 codes. Every row but C and E has at most three runs:
+// code = lo <= T1[h] ? A[h] : lo <= T2[h] ? B[h] : C[h]. Rows C and E (leads C0-CF and E0-EF, five
+// runs each) come from their own low-nibble tables instead.
+struct Tables {
+    uint8_t t1[16], t2[16], a[16], b[16], c[16], row_c[16], row_e[16];
+    bool ok = true;
+};
+constexpr Tables make_tables() {
+    Tables t{};
+    for (int h = 0; h < 16; ++h) {
+        uint8_t row[16];
+        for (int l = 0; l < 16; ++l) row[l] = code_of(BYTE_CLASS[h * 16 + l]);
+        if (h == 0xC || h == 0xE) {
+            for (int l = 0; l < 16; ++l) (h == 0xC ? t.row_c : t.row_e)[l] = row[l];
+            t.t1[h] = t.t2[h] = 15;
+            continue;
+        }
+        // Runs of the row: at most three (checked at compile time below).
+        int ends[2] = {15, 15}, runs = 0;
+        uint8_t vals[3] = {row[0], row[0], row[0]};
+        for (int l = 1; l < 16; ++l) {
+            if (row[l] == row[l - 1]) continue;
+            if (runs == 2) {
+                t.ok = false;
+                break;
+            }
+            ends[runs] = l - 1;
+            vals[++runs] = row[l];
+        }
+        t.t1[h] = uint8_t(ends[0]);
+        t.t2[h] = uint8_t(ends[1]);
+        t.a[h] = vals[0];
+        t.b[h] = runs >= 1 ? vals[1] : vals[0];
+        t.c[h] = runs >= 2 ? vals[2] : t.b[h];
+    }
+    return t;
 }
+constexpr Tables TABLES = make_tables();
+static_assert(TABLES.ok, "a byte-class row other than C and E has more than three runs");
+
+inline __m256i table(const uint8_t* t) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+}
+
+struct Classifier {
+    __m256i t1 = table(TABLES.t1), t2 = table(TABLES.t2), a = table(TABLES.a), b = table(TABLES.b),
+            c = table(TABLES.c), row_c = table(TABLES.row_c), row_e = table(TABLES.row_e),
+            low = _mm256_set1_epi8(0x0F), mask_ce = _mm256_set1_epi8(char(0xD0)), rows_ce = _mm256_set1_epi8(char(0xC0));
+
+    __m256i operator()(__m256i v) const {
+        const __m256i lo = _mm256_and_si256(v, low);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        __m256i x = _mm256_blendv_epi8(_mm256_shuffle_epi8(a, hi), _mm256_shuffle_epi8(b, hi),
+                                       _mm256_cmpgt_epi8(lo, _mm256_shuffle_epi8(t1, hi)));
+        x = _mm256_blendv_epi8(x, _mm256_shuffle_epi8(c, hi), _mm256_cmpgt_epi8(lo, _mm256_shuffle_epi8(t2, hi)));
+        // Rows C and E: their own low-nibble tables, bit 5 picks between them.
+        const __m256i ce = _mm256_blendv_epi8(_mm256_shuffle_epi8(row_c, lo), _mm256_shuffle_epi8(row_e, lo),
+                                              _mm256_slli_epi16(v, 2));
+        return _mm256_blendv_epi8(x, ce, _mm256_cmpeq_epi8(_mm256_and_si256(v, mask_ce), rows_ce));
+    }
+};
+
+constexpr size_t PRE = 64;  // codes of the chunk start at buf + PRE
 
 inline uint32_t bits(__m256i m) { return uint32_t(_mm256_movemask_epi8(m)); }
-inline uint64_t bits64(__m256i lo, __m256i hi) { return uint64_t(bits(lo)) | (uint64_t(bits(hi)) << 32); }
 
 }  // namespace
 
 void classify_avx2(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts) {
-    alignas(32) uint8_t init[32];
-    std::memset(init, 0xFF, sizeof init);
-    init[31] = st.r1;
-    __m256i prev_r = _mm256_load_si256(reinterpret_cast<const __m256i*>(init));
-    init[31] = st.c1_1;
-    init[30] = st.c1_2;
-    __m256i prev_c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(init));
-    init[30] = 0xFF;
-    init[31] = st.c2_1;
-    __m256i prev_c2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(init));
-    uint64_t attach_carry = st.attach1 ? 1 : 0;
-    const bool next_attaches = next >= 0 && attaches_space(BYTE_CLASS[uint8_t(next)]);
-    const __m256i cont_v = _mm256_set1_epi8(BC_CONT);
+    alignas(64) uint8_t buf[PRE + CHUNK + 64];
+    uint8_t* const b = buf + PRE;
+    write_prefix(st, b - 4);
 
-    for (size_t off = 0; off < n; off += 64) {
-        const size_t len = n - off < 64 ? n - off : 64;
-        __m256i v0, v1;
-        if (len == 64) {
-            v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + off));
-            v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + off + 32));
-        } else {
-            alignas(32) uint8_t buf[64];
-            std::memset(buf, 0, sizeof buf);
-            std::memcpy(buf, p + off, len);
-            v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
-            v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf + 32));
+    // Pass 1: codes.
+    const Classifier classes;
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(b + j),
+                           classes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j))));
+    if (j < n) {
+        alignas(32) uint8_t tail[32] = {};
+        std::memcpy(tail, p + j, n - j);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(b + j),
+                           classes(_mm256_load_si256(reinterpret_cast<const __m256i*>(tail))));
+    }
+    // Defined codes up to the end of the last 64-byte block and one past it (the look-ahead of
+    // the last byte of a block), then the code of `next` right after the chunk.
+    const size_t end = (n + 63) & ~size_t(63);
+    const __m256i none = _mm256_set1_epi8(char(K_NONE));
+    if (end > ((n + 31) & ~size_t(31))) _mm256_store_si256(reinterpret_cast<__m256i*>(b + end - 32), none);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(b + end), none);
+    b[n] = next >= 0 ? code_of(BYTE_CLASS[uint8_t(next)]) : K_NONE;
+
+    // Pass 2: boundaries.
+    const __m256i one = _mm256_set1_epi8(1), sp = _mm256_set1_epi8(char(K_SP));
+    uint64_t attach_carry = st.attach1 ? 1 : 0;
+    for (j = 0; j < n; j += 64) {
+        uint32_t ns[2], at[2];
+        for (int k = 0; k < 2; ++k) {
+            const uint8_t* q = b + j + 32 * k;
+            const __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(q));
+            const __m256i p1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q - 1));
+            const __m256i p2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q - 2));
+            const __m256i p3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q - 3));
+            const __m256i p4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q - 4));
+            const __m256i n1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 1));
+            // Resolved class of the previous byte: first non-continuation code of p1..p3, else p4.
+            __m256i t = _mm256_blendv_epi8(p3, p4, p3);
+            t = _mm256_blendv_epi8(p2, t, p2);
+            t = _mm256_blendv_epi8(p1, t, p1);
+            // Not a class start: a continuation byte, or the same class as the previous byte.
+            ns[k] = bits(_mm256_or_si256(_mm256_cmpeq_epi8(c0, _mm256_or_si256(t, one)), c0));
+            // A space followed by a byte that takes it (bit 6 clear -> bit 7 of n1 + n1 clear).
+            at[k] = bits(_mm256_andnot_si256(_mm256_add_epi8(n1, n1), _mm256_cmpeq_epi8(c0, sp)));
         }
-        const __m256i r0 = classes(v0), r1 = classes(v1);
-        const __m256i c1_0 = _mm256_blendv_epi8(r0, prev_n<1>(r0, prev_r), _mm256_cmpeq_epi8(r0, cont_v));
-        const __m256i c1_1 = _mm256_blendv_epi8(r1, prev_n<1>(r1, r0), _mm256_cmpeq_epi8(r1, cont_v));
-        const __m256i c2_0 = _mm256_blendv_epi8(c1_0, prev_n<2>(c1_0, prev_c1), _mm256_cmpeq_epi8(c1_0, cont_v));
-        const __m256i c2_1 = _mm256_blendv_epi8(c1_1, prev_n<2>(c1_1, c1_0), _mm256_cmpeq_epi8(c1_1, cont_v));
-        const uint64_t change = ~bits64(_mm256_cmpeq_epi8(c2_0, prev_n<1>(c2_0, prev_c2)),
-                                        _mm256_cmpeq_epi8(c2_1, prev_n<1>(c2_1, c2_0)));
-        const uint64_t is_cont = bits64(_mm256_cmpeq_epi8(r0, cont_v), _mm256_cmpeq_epi8(r1, cont_v));
-        const uint64_t forced = bits64(_mm256_or_si256(eq(r0, BC_CTRL), eq(r0, BC_DIGIT)),
-                                       _mm256_or_si256(eq(r1, BC_CTRL), eq(r1, BC_DIGIT)));
-        const uint64_t sp = bits64(eq(r0, BC_SP), eq(r1, BC_SP));
-        // attaches_space: every class except SP, CTRL, DIGIT, CONT (and the 0xFF "none").
-        const __m256i lim = _mm256_set1_epi8(BC_OTHER - BC_LATIN);
-        const __m256i a0 = _mm256_sub_epi8(r0, _mm256_set1_epi8(BC_LATIN));
-        const __m256i a1 = _mm256_sub_epi8(r1, _mm256_set1_epi8(BC_LATIN));
-        const uint64_t att = bits64(_mm256_cmpeq_epi8(_mm256_min_epu8(a0, lim), a0),
-                                    _mm256_cmpeq_epi8(_mm256_min_epu8(a1, lim), a1));
-        const uint64_t valid = len == 64 ? ~uint64_t(0) : (uint64_t(1) << len) - 1;
-        uint64_t att_next = (att >> 1) & (valid >> 1);
-        bool after_attaches;
-        if (off + len < n) after_attaches = attaches_space(BYTE_CLASS[p[off + len]]);
-        else after_attaches = next_attaches;
-        if (after_attaches) att_next |= uint64_t(1) << (len - 1);
-        const uint64_t attach = sp & att_next & valid;
-        const uint64_t s = ((~is_cont & (change | forced)) | attach) & ~((attach << 1) | attach_carry);
-        starts[off >> 6] = s & valid;
+        const uint64_t not_start = uint64_t(ns[0]) | uint64_t(ns[1]) << 32;
+        const uint64_t attach = uint64_t(at[0]) | uint64_t(at[1]) << 32;
+        const uint64_t s = (~not_start | attach) & ~((attach << 1) | attach_carry);
         attach_carry = attach >> 63;
-        prev_r = r1;
-        prev_c1 = c1_1;
-        prev_c2 = c2_1;
+        starts[j >> 6] = n - j < 64 ? _bzhi_u64(s, unsigned(n - j)) : s;
     }
     replay_state(p, n, next, st);
 }

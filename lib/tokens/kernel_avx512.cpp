@@ -1,7 +1,17 @@
-// AVX-512BW kernel (built with -mavx512bw; called only when the CPU has it). Same definition as
-// kernel_scalar.cpp, 64 bytes per step: byte classes by unsigned range compares into masks,
-// continuation propagation with cross-lane byte shifts (valignd + vpalignr, as in simdjson),
-// boundary logic on 64-bit masks.
+// AVX-512 kernel (built with -mavx512bw; called only when the CPU has it). Same definition as
+// kernel_scalar.cpp, in two passes over the chunk:
+//   1. every byte -> an 8-bit class code (two 128-entry vpermi2b lookups, AVX-512 VBMI), stored in
+//      a stack buffer with the carried state as four codes before it and the code of `next`
+//      after it;
+//   2. per 64 bytes: unaligned loads of the codes at offsets -4..+1 replace all cross-lane shifts;
+//      the resolved class of the previous byte is the first non-continuation code of the four
+//      before it; the boundary logic runs on 64-bit masks.
+// CPUs with AVX-512BW but without VBMI (Skylake-SP, Cascade Lake) take the AVX2 kernel.
+//
+// Codes: bit 7 = continuation byte (vpblendmb/vpmovb2m select on it), bit 6 = does not take an
+// attached space (SP, CTRL, DIGIT, CONT, none), bit 0 = 0 only for CTRL/DIGIT ("forced"), so
+// comparing a code with (resolved previous | 1) is never equal for a forced byte. CTRL and DIGIT
+// share a code: both always start a segment, and neither equals any other class.
 #include <immintrin.h>
 
 #include "tokens/model.hpp"
@@ -10,111 +20,105 @@ namespace tlb::tokens {
 
 namespace {
 
-inline __mmask64 in_range(__m512i v, uint8_t lo, uint8_t hi) {
-    return _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8(char(lo))),
-                                  _mm512_set1_epi8(char(hi - lo)));
+constexpr uint8_t K_LATIN = 0x01, K_PUNCT = 0x03, K_CYR = 0x05, K_GREEK = 0x07, K_HAN = 0x09,
+                  K_OTHER = 0x0B, K_SP = 0x41, K_FORCED = 0x42, K_CONT = 0xC1, K_NONE = 0x45;
+
+constexpr uint8_t code_of(uint8_t cls) {
+    switch (cls) {
+        case BC_SP: return K_SP;
+        case BC_CTRL:
+        case BC_DIGIT: return K_FORCED;
+        case BC_LATIN: return K_LATIN;
+        case BC_PUNCT: return K_PUNCT;
+        case BC_CYR: return K_CYR;
+        case BC_GREEK: return K_GREEK;
+        case BC_HAN: return K_HAN;
+        case BC_OTHER: return K_OTHER;
+        case BC_CONT: return K_CONT;
+        default: return K_NONE;  // 0xFF: before the text
+    }
 }
 
-inline __m512i classes(__m512i v) {
-    const __mmask64 ctrl = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)) |
-                           _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(0x7f)) | in_range(v, 0xC0, 0xC1) |
-                           _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(char(0xF5)));
-    const __mmask64 tab = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(0x09));
-    const __mmask64 sp = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(0x20));
-    const __mmask64 digit = in_range(v, '0', '9');
-    const __mmask64 alpha = _mm512_cmplt_epu8_mask(
-        _mm512_sub_epi8(_mm512_or_si512(v, _mm512_set1_epi8(0x20)), _mm512_set1_epi8('a')),
-        _mm512_set1_epi8(26));
-    const __mmask64 ascii_print = in_range(v, 0x21, 0x7E);
-    const __mmask64 punct = (ascii_print & ~digit & ~alpha) | tab |
-                            _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(char(0xC2))) |
-                            _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(char(0xE2))) |
-                            _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(char(0xEF))) | in_range(v, 0xF0, 0xF4);
-    const __mmask64 cont = in_range(v, 0x80, 0xBF);
-    const __mmask64 latin = alpha | in_range(v, 0xC3, 0xCB);
-    const __mmask64 greek = in_range(v, 0xCE, 0xCF);
-    const __mmask64 cyr = in_range(v, 0xD0, 0xD4);
-    const __mmask64 han = in_range(v, 0xE3, 0xE9);
-    __m512i c = _mm512_set1_epi8(BC_OTHER);
-    c = _mm512_mask_mov_epi8(c, ctrl & ~tab, _mm512_set1_epi8(BC_CTRL));
-    c = _mm512_mask_mov_epi8(c, sp, _mm512_set1_epi8(BC_SP));
-    c = _mm512_mask_mov_epi8(c, digit, _mm512_set1_epi8(BC_DIGIT));
-    c = _mm512_mask_mov_epi8(c, latin, _mm512_set1_epi8(BC_LATIN));
-    c = _mm512_mask_mov_epi8(c, punct, _mm512_set1_epi8(BC_PUNCT));
-    c = _mm512_mask_mov_epi8(c, cont, _mm512_set1_epi8(BC_CONT));
-    c = _mm512_mask_mov_epi8(c, greek, _mm512_set1_epi8(BC_GREEK));
-    c = _mm512_mask_mov_epi8(c, cyr, _mm512_set1_epi8(BC_CYR));
-    c = _mm512_mask_mov_epi8(c, han, _mm512_set1_epi8(BC_HAN));
-    return c;
+struct alignas(64) CodeTable {
+    uint8_t b[256];
+};
+constexpr CodeTable make_codes() {
+    CodeTable t{};
+    for (int i = 0; i < 256; ++i) t.b[i] = code_of(BYTE_CLASS[i]);
+    return t;
+}
+constexpr CodeTable CODES = make_codes();
+
+// Four codes standing for the bytes before the chunk. The state keeps r, c1 and c2 of the last
+// bytes rather than the bytes; these codes give the same resolved classes to the first four bytes
+// of the chunk (the first non-continuation code among them is the one the state resolves to).
+inline void write_prefix(const KernelState& st, uint8_t* pre) {
+    pre[0] = pre[1] = pre[2] = K_NONE;
+    pre[3] = code_of(st.r1);
+    if (st.r1 != BC_CONT) return;
+    pre[2] = code_of(st.c1_1);
+    if (st.c1_1 != BC_CONT) return;
+    pre[1] = code_of(st.c1_2);
+    if (st.c1_2 != BC_CONT) return;
+    pre[0] = code_of(st.c2_1);
 }
 
-// Bytes of `cur` shifted up by N positions, the first N taken from the end of `prev`.
-template <int N>
-inline __m512i prev_n(__m512i cur, __m512i prev) {
-    // [prev[48..63], cur[0..47]]; the masked form avoids GCC 12 warning on _mm512_undefined.
-    const __m512i t = _mm512_mask_alignr_epi32(cur, __mmask16(0xFFFF), cur, prev, 12);
-    return _mm512_alignr_epi8(cur, t, 16 - N);
+constexpr size_t PRE = 64;  // codes of the chunk start at buf + PRE
+
+__attribute__((target("avx512vbmi"))) void classify_vbmi(const uint8_t* p, size_t n, int next,
+                                                          KernelState& st, uint64_t* starts) {
+    alignas(64) uint8_t buf[PRE + CHUNK + 64];
+    uint8_t* const b = buf + PRE;
+    write_prefix(st, b - 4);
+
+    // Pass 1: codes.
+    const __m512i t0 = _mm512_load_si512(CODES.b), t1 = _mm512_load_si512(CODES.b + 64);
+    const __m512i t2 = _mm512_load_si512(CODES.b + 128), t3 = _mm512_load_si512(CODES.b + 192);
+    for (size_t j = 0; j < n; j += 64) {
+        const size_t len = n - j < 64 ? n - j : 64;
+        const __m512i v = len == 64 ? _mm512_loadu_si512(p + j)
+                                    : _mm512_maskz_loadu_epi8(_bzhi_u64(~uint64_t(0), unsigned(len)), p + j);
+        const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1);
+        const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_store_si512(b + j, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+    // Defined codes up to the end of the last 64-byte block and one past it (the look-ahead of
+    // the last byte of a block), then the code of `next` right after the chunk.
+    _mm512_store_si512(b + ((n + 63) & ~size_t(63)), _mm512_set1_epi8(char(K_NONE)));
+    b[n] = next >= 0 ? CODES.b[uint8_t(next)] : K_NONE;
+
+    // Pass 2: boundaries.
+    const __m512i one = _mm512_set1_epi8(1), sp = _mm512_set1_epi8(char(K_SP));
+    const __m512i no_attach = _mm512_set1_epi8(0x40), cont_bit = _mm512_set1_epi8(char(0x80));
+    uint64_t attach_carry = st.attach1 ? 1 : 0;
+    for (size_t j = 0; j < n; j += 64) {
+        const __m512i c0 = _mm512_load_si512(b + j);
+        const __m512i p1 = _mm512_loadu_si512(b + j - 1), p2 = _mm512_loadu_si512(b + j - 2);
+        const __m512i p3 = _mm512_loadu_si512(b + j - 3), p4 = _mm512_loadu_si512(b + j - 4);
+        const __m512i n1 = _mm512_loadu_si512(b + j + 1);
+        // Resolved class of the previous byte: first non-continuation code among p1..p3, else p4.
+        __m512i t = _mm512_mask_blend_epi8(_mm512_movepi8_mask(p3), p3, p4);
+        t = _mm512_mask_blend_epi8(_mm512_movepi8_mask(p2), p2, t);
+        t = _mm512_mask_blend_epi8(_mm512_movepi8_mask(p1), p1, t);
+        const __mmask64 not_cont = _mm512_testn_epi8_mask(c0, cont_bit);
+        const uint64_t class_start = _mm512_mask_cmpneq_epi8_mask(not_cont, c0, _mm512_or_si512(t, one));
+        const uint64_t attach = _mm512_mask_cmpeq_epi8_mask(_mm512_testn_epi8_mask(n1, no_attach), c0, sp);
+        const uint64_t s = (class_start | attach) & ~((attach << 1) | attach_carry);
+        attach_carry = attach >> 63;
+        starts[j >> 6] = n - j < 64 ? _bzhi_u64(s, unsigned(n - j)) : s;
+    }
+    replay_state(p, n, next, st);
 }
 
 }  // namespace
 
 void classify_avx512(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts) {
-    alignas(64) uint8_t init[64];
-    std::memset(init, 0xFF, sizeof init);
-    init[63] = st.r1;
-    __m512i prev_r = _mm512_load_si512(init);
-    init[63] = st.c1_1;
-    init[62] = st.c1_2;
-    __m512i prev_c1 = _mm512_load_si512(init);
-    init[62] = 0xFF;
-    init[63] = st.c2_1;
-    __m512i prev_c2 = _mm512_load_si512(init);
-    uint64_t attach_carry = st.attach1 ? 1 : 0;
-    const bool next_attaches = next >= 0 && attaches_space(BYTE_CLASS[uint8_t(next)]);
-    const __m512i cont_v = _mm512_set1_epi8(BC_CONT);
-
-    for (size_t off = 0; off < n; off += 64) {
-        const size_t len = n - off < 64 ? n - off : 64;
-        __m512i v;
-        if (len == 64) {
-            v = _mm512_loadu_si512(p + off);
-        } else {
-            alignas(64) uint8_t buf[64];
-            std::memset(buf, 0, sizeof buf);
-            std::memcpy(buf, p + off, len);
-            v = _mm512_load_si512(buf);
-        }
-        const __m512i r = classes(v);
-        const __m512i c1 = _mm512_mask_mov_epi8(r, _mm512_cmpeq_epi8_mask(r, cont_v), prev_n<1>(r, prev_r));
-        const __m512i c2 = _mm512_mask_mov_epi8(c1, _mm512_cmpeq_epi8_mask(c1, cont_v), prev_n<2>(c1, prev_c1));
-        const uint64_t change = _mm512_cmpneq_epi8_mask(c2, prev_n<1>(c2, prev_c2));
-        const uint64_t is_cont = _mm512_cmpeq_epi8_mask(r, cont_v);
-        const uint64_t forced = _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_CTRL)) |
-                                _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_DIGIT));
-        const uint64_t sp = _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_SP));
-        const uint64_t att = _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_LATIN)) |
-                             _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_PUNCT)) |
-                             _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_CYR)) |
-                             _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_GREEK)) |
-                             _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_HAN)) |
-                             _mm512_cmpeq_epi8_mask(r, _mm512_set1_epi8(BC_OTHER));
-        uint64_t valid = len == 64 ? ~uint64_t(0) : (uint64_t(1) << len) - 1;
-        // Attachability of the byte after each position: inside the block from `att`, for the
-        // last valid byte from the following block or `next`.
-        uint64_t att_next = (att >> 1) & (valid >> 1);
-        bool after_attaches;
-        if (off + len < n) after_attaches = attaches_space(BYTE_CLASS[p[off + len]]);
-        else after_attaches = next_attaches;
-        if (after_attaches) att_next |= uint64_t(1) << (len - 1);
-        const uint64_t attach = sp & att_next & valid;
-        uint64_t s = ((~is_cont & (change | forced)) | attach) & ~((attach << 1) | attach_carry);
-        starts[off >> 6] = s & valid;
-        attach_carry = attach >> 63;
-        prev_r = r;
-        prev_c1 = c1;
-        prev_c2 = c2;
-    }
-    replay_state(p, n, next, st);
+    static const bool vbmi = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512vbmi") != 0;
+    }();
+    if (vbmi) classify_vbmi(p, n, next, st, starts);
+    else classify_avx2(p, n, next, st, starts);
 }
 
 }  // namespace tlb::tokens

@@ -1,4 +1,4 @@
-// Scalar reference kernel: the definition every SIMD kernel must reproduce bit for bit.
+// Scalar kernel; its definition is the one every SIMD kernel must reproduce bit for bit.
 //
 //   r[i]  = BYTE_CLASS[p[i]]
 //   c1[i] = r[i]  == CONT ? r[i-1]  : r[i]      continuation bytes take their lead's class:
@@ -7,37 +7,120 @@
 //   start[i]  = (r[i] != CONT && (c2[i] != c2[i-1] || r[i] == CTRL || r[i] == DIGIT) || attach[i])
 //               && !attach[i-1]
 // Values before the text are 0xFF (no class), after it "no byte" (never attaches).
+//
+// Equivalent form used by every kernel (scalar, AVX2, AVX-512): c2[i-1] is the class of the first
+// non-continuation byte among i-1, i-2, i-3, else r[i-4]; for a non-continuation byte c2[i] = r[i].
+// So a kernel maps bytes to class codes (pass 1, a 256-entry table here), then compares each code
+// with the first non-continuation code of the four before it (pass 2, eight bytes per step in
+// 64-bit words here, no branches on the data). Code layout, shared with the SIMD kernels: bit 7 =
+// continuation, bit 6 = takes no attached space (SP, CTRL, DIGIT, CONT, none), bit 0 = 0 only for
+// CTRL/DIGIT, which share a code (both always start; neither equals another class), so a code
+// never equals (resolved previous | 1) when it is forced.
 #include "tokens/model.hpp"
 
 namespace tlb::tokens {
 
-void classify_scalar(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts) {
-    const size_t words = (n + 63) / 64;
-    for (size_t w = 0; w < words; ++w) starts[w] = 0;
-    uint8_t r1 = st.r1, c1_1 = st.c1_1, c1_2 = st.c1_2, c2_1 = st.c2_1;
-    bool attach1 = st.attach1;
-    for (size_t i = 0; i < n; ++i) {
-        const uint8_t r = BYTE_CLASS[p[i]];
-        const uint8_t c1 = r == BC_CONT ? r1 : r;
-        const uint8_t c2 = c1 == BC_CONT ? c1_2 : c1;
-        uint8_t rn = 0xFF;
-        if (i + 1 < n) rn = BYTE_CLASS[p[i + 1]];
-        else if (next >= 0) rn = BYTE_CLASS[uint8_t(next)];
-        const bool attach = r == BC_SP && attaches_space(rn);
-        bool start = (r != BC_CONT && (c2 != c2_1 || r == BC_CTRL || r == BC_DIGIT)) || attach;
-        start = start && !attach1;
-        if (start) starts[i >> 6] |= uint64_t(1) << (i & 63);
-        r1 = r;
-        c1_2 = c1_1;
-        c1_1 = c1;
-        c2_1 = c2;
-        attach1 = attach;
+namespace {
+
+constexpr uint8_t K_LATIN = 0x01, K_PUNCT = 0x03, K_CYR = 0x05, K_GREEK = 0x07, K_HAN = 0x09,
+                  K_OTHER = 0x0B, K_SP = 0x41, K_FORCED = 0x42, K_CONT = 0xC1, K_NONE = 0x45;
+
+constexpr uint8_t code_of(uint8_t cls) {
+    switch (cls) {
+        case BC_SP: return K_SP;
+        case BC_CTRL:
+        case BC_DIGIT: return K_FORCED;
+        case BC_LATIN: return K_LATIN;
+        case BC_PUNCT: return K_PUNCT;
+        case BC_CYR: return K_CYR;
+        case BC_GREEK: return K_GREEK;
+        case BC_HAN: return K_HAN;
+        case BC_OTHER: return K_OTHER;
+        case BC_CONT: return K_CONT;
+        default: return K_NONE;  // 0xFF: before the text
     }
-    st.r1 = r1;
-    st.c1_1 = c1_1;
-    st.c1_2 = c1_2;
-    st.c2_1 = c2_1;
-    st.attach1 = attach1;
+}
+
+struct CodeTable {
+    uint8_t b[256];
+};
+constexpr CodeTable make_codes() {
+    CodeTable t{};
+    for (int i = 0; i < 256; ++i) t.b[i] = code_of(BYTE_CLASS[i]);
+    return t;
+}
+constexpr CodeTable CODES = make_codes();
+
+// Four codes standing for the bytes before the chunk. The state keeps r, c1 and c2 of the last
+// bytes rather than the bytes; these codes give the same resolved classes to the first four bytes
+// of the chunk (the first non-continuation code among them is the one the state resolves to).
+inline void write_prefix(const KernelState& st, uint8_t* pre) {
+    pre[0] = pre[1] = pre[2] = K_NONE;
+    pre[3] = code_of(st.r1);
+    if (st.r1 != BC_CONT) return;
+    pre[2] = code_of(st.c1_1);
+    if (st.c1_1 != BC_CONT) return;
+    pre[1] = code_of(st.c1_2);
+    if (st.c1_2 != BC_CONT) return;
+    pre[0] = code_of(st.c2_1);
+}
+
+constexpr uint64_t H = 0x8080808080808080ULL, L7 = 0x7F7F7F7F7F7F7F7FULL, ONES = 0x0101010101010101ULL;
+
+inline uint64_t load8(const uint8_t* q) {
+    uint64_t x;
+    std::memcpy(&x, q, 8);
+    return x;  // little-endian: byte k of the word is q[k]
+}
+// 0xFF in every byte whose bit 7 is set, else 0.
+inline uint64_t sel(uint64_t x) { return ((x & H) >> 7) * 0xFF; }
+// Bit 7 of each byte set iff that byte is non-zero.
+inline uint64_t nonzero(uint64_t x) { return (((x & L7) + L7) | x) & H; }
+// Bit 7 of byte k -> bit k.
+inline unsigned gather(uint64_t x) { return unsigned(((x & H) >> 7) * 0x0102040810204080ULL >> 56); }
+
+constexpr size_t PRE = 8;  // codes of the chunk start at buf + PRE
+
+}  // namespace
+
+void classify_scalar(const uint8_t* p, size_t n, int next, KernelState& st, uint64_t* starts) {
+    uint8_t buf[PRE + CHUNK + 72];
+    uint8_t* const b = buf + PRE;
+    write_prefix(st, b - 4);
+
+    // Pass 1: codes, then "none" up to the end of the last 64-byte word (and one past it).
+    for (size_t i = 0; i < n; ++i) b[i] = CODES.b[p[i]];
+    const size_t end = (n + 63) & ~size_t(63);
+    std::memset(b + n, K_NONE, end + 8 - n);
+    b[n] = next >= 0 ? CODES.b[uint8_t(next)] : K_NONE;
+
+    // Pass 2: eight bytes per step.
+    const uint64_t sp = K_SP * ONES;
+    uint64_t attach_carry = st.attach1 ? 1 : 0;
+    for (size_t j = 0; j < n; j += 64) {
+        uint64_t not_start = 0, attach = 0;
+        for (unsigned k = 0; k < 64; k += 8) {
+            const uint8_t* q = b + j + k;
+            const uint64_t c0 = load8(q), p1 = load8(q - 1), n1 = load8(q + 1);
+            // Resolved class of the previous byte: first non-continuation code of p1..p3, else p4
+            // (just p1 when none of the eight previous bytes is a continuation byte: ASCII text).
+            uint64_t t = p1;
+            if (p1 & H) {
+                const uint64_t p2 = load8(q - 2), p3 = load8(q - 3), p4 = load8(q - 4);
+                t = p3 ^ ((p3 ^ p4) & sel(p3));
+                t = p2 ^ ((p2 ^ t) & sel(p2));
+                t = p1 ^ ((p1 ^ t) & sel(p1));
+            }
+            // Not a class start: a continuation byte, or the same class as the previous byte.
+            not_start |= uint64_t(gather(~nonzero(c0 ^ (t | ONES)) | c0)) << k;
+            // A space followed by a byte that takes it (bit 6 of its code clear).
+            attach |= uint64_t(gather(~nonzero(c0 ^ sp) & ~(n1 << 1))) << k;
+        }
+        const uint64_t s = (~not_start | attach) & ~((attach << 1) | attach_carry);
+        attach_carry = attach >> 63;
+        starts[j >> 6] = n - j < 64 ? s & ((uint64_t(1) << (n - j)) - 1) : s;
+    }
+    replay_state(p, n, next, st);
 }
 
 }  // namespace tlb::tokens

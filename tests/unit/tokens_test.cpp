@@ -437,3 +437,94 @@ TEST(RequestText, ExtractsMessagesPartsPromptAndTools) {
     EXPECT_FALSE(extract_request_text("{\"model\":\"m\"}", rt));
     EXPECT_FALSE(extract_request_text("{bad json", rt));
 }
+
+// ---- kernels against the written definition --------------------------------------------------
+// The scalar kernel is itself optimised (codes + 64-bit lanes), so every kernel, the scalar one
+// included, is checked against a literal transcription of the definition in kernel_scalar.cpp.
+// Chunks are cut at arbitrary points (lengths 0..CHUNK) so the carried state is entered after
+// every mix of continuation bytes; the byte alphabet is heavy in continuation bytes, spaces,
+// lead bytes, controls and digits.
+namespace {
+
+std::vector<uint64_t> definition_starts(const std::string& s) {
+    const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+    const ptrdiff_t n = ptrdiff_t(s.size());
+    auto r = [&](ptrdiff_t i) -> int { return i < 0 ? 0xFF : BYTE_CLASS[p[i]]; };
+    auto c1 = [&](ptrdiff_t i) -> int { return i < 0 ? 0xFF : r(i) == BC_CONT ? r(i - 1) : r(i); };
+    auto c2 = [&](ptrdiff_t i) -> int { return i < 0 ? 0xFF : c1(i) == BC_CONT ? c1(i - 2) : c1(i); };
+    auto attach = [&](ptrdiff_t i) -> bool {
+        return i >= 0 && r(i) == BC_SP && i + 1 < n && attaches_space(uint8_t(r(i + 1)));
+    };
+    std::vector<uint64_t> out((s.size() + 63) / 64 + 1, 0);
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        const bool start = ((r(i) != BC_CONT && (c2(i) != c2(i - 1) || r(i) == BC_CTRL || r(i) == BC_DIGIT)) ||
+                            attach(i)) && !attach(i - 1);
+        if (start) out[size_t(i) / 64] |= uint64_t(1) << (i % 64);
+    }
+    return out;
+}
+
+// Classifies s in chunks of the given lengths (cycled), rebasing each chunk's bits.
+std::vector<uint64_t> starts_cut(ClassifyFn fn, const std::string& s, const std::vector<size_t>& lens) {
+    const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+    std::vector<uint64_t> out((s.size() + 63) / 64 + 1, 0);
+    KernelState st;
+    uint64_t buf[CHUNK / 64 + 1];
+    size_t off = 0;
+    for (size_t k = 0; off < s.size(); ++k) {
+        const size_t len = std::min(lens[k % lens.size()], s.size() - off);
+        const int next = off + len < s.size() ? int(p[off + len]) : -1;
+        fn(p + off, len, next, st, buf);
+        for (size_t i = 0; i < len; ++i)
+            if (buf[i / 64] >> (i % 64) & 1) out[(off + i) / 64] |= uint64_t(1) << ((off + i) % 64);
+        off += len;
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(KernelsDefinition, EveryKernelMatchesTheDefinitionWithArbitraryCuts) {
+    std::vector<Isa> isas = simd_isas();
+    isas.insert(isas.begin(), Isa::Scalar);
+    const uint8_t alphabet[] = {0x80, 0x81, 0x9F, 0xA0, 0xBF, ' ', ' ', 'a', 'Z', '7', '\n', '\t', ',',
+                                0x7F, 0xC2, 0xC3, 0xCE, 0xD0, 0xD5, 0xE2, 0xE4, 0xEF, 0xF0, 0xF5, 0xC0};
+    std::mt19937 rng(4242);
+    for (int round = 0; round < 300; ++round) {
+        const size_t n = round < 200 ? size_t(rng() % 300) : size_t(rng() % (3 * CHUNK));
+        std::string s(n, '\0');
+        for (auto& c : s) c = char(rng() % 4 == 0 ? uint8_t(rng()) : alphabet[rng() % sizeof alphabet]);
+        std::vector<size_t> lens;
+        for (int k = 0; k < 8; ++k) {
+            const unsigned pick = rng() % 4;
+            lens.push_back(pick == 0 ? rng() % 6 : pick == 1 ? rng() % 130 : pick == 2 ? CHUNK - rng() % 70 : CHUNK);
+        }
+        if (std::all_of(lens.begin(), lens.end(), [](size_t l) { return l == 0; })) lens[0] = 1;
+        const auto ref = definition_starts(s);
+        for (Isa isa : isas) {
+            ASSERT_EQ(starts_cut(classify_fn(isa), s, lens), ref) << isa_name(isa) << " round=" << round << " n=" << n;
+            ASSERT_EQ(starts_of(classify_fn(isa), s), ref) << isa_name(isa) << " round=" << round << " n=" << n;
+        }
+    }
+}
+
+TEST(KernelsDefinition, EveryKernelMatchesTheDefinitionOnAllShortStringsCutAnywhere) {
+    // Every string of length 6 over a lead / continuation / letter / space / control alphabet, cut
+    // into two chunks at every point: runs of 1..6 continuation bytes on both sides of the cut.
+    std::vector<Isa> isas = simd_isas();
+    isas.insert(isas.begin(), Isa::Scalar);
+    const uint8_t alphabet[] = {0xC3, 0xE4, 'a', ' ', 0x80, '\n'};
+    constexpr size_t A = sizeof alphabet, N = 6;
+    std::string s(N, '\0');
+    size_t total = 1;
+    for (size_t k = 0; k < N; ++k) total *= A;
+    for (size_t code = 0; code < total; ++code) {
+        for (size_t k = 0, c = code; k < N; ++k, c /= A) s[k] = char(alphabet[c % A]);
+        const auto ref = definition_starts(s);
+        for (size_t cut = 0; cut <= N; ++cut) {
+            const std::vector<size_t> lens{cut, CHUNK};
+            for (Isa isa : isas)
+                ASSERT_EQ(starts_cut(classify_fn(isa), s, lens), ref) << isa_name(isa) << " code=" << code << " cut=" << cut;
+        }
+    }
+}

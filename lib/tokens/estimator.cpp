@@ -610,7 +610,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, std::
     uint64_t starts[CHUNK / 64];
     // bnds[0] = pending segment start, bnds[1..ns] = segment ends. Miss lists get slack for the
     // eight-lane stores of the SIMD memo pass.
-    uint32_t bnds[CHUNK + 2], miss_b[CHUNK + 10], miss_e[CHUNK + 10];
+    uint32_t bnds[CHUNK + 18], miss_b[CHUNK + 10], miss_e[CHUNK + 10];
     uint64_t total = 0, segments = 0;
     bool first = m.add_dummy_prefix;
 
@@ -694,12 +694,16 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, std::
         if (off == 0) starts[0] &= ~uint64_t(1);  // byte 0 starts the pending segment
         const size_t words = (len + 63) / 64;
         uint32_t ns = 0;
-        for (size_t w = 0; w < words; ++w) {
-            uint64_t bits = starts[w];
-            const uint32_t base = uint32_t(off + w * 64);
-            while (bits) {
-                bnds[++ns] = base + uint32_t(__builtin_ctzll(bits));
-                bits &= bits - 1;
+        if (k.memo == memo_avx512) {
+            ns = flatten_avx512(starts, words, uint32_t(off), bnds + 1);
+        } else {
+            for (size_t w = 0; w < words; ++w) {
+                uint64_t bits = starts[w];
+                const uint32_t base = uint32_t(off + w * 64);
+                while (bits) {
+                    bnds[++ns] = base + uint32_t(__builtin_ctzll(bits));
+                    bits &= bits - 1;
+                }
             }
         }
         chunk_segments(ns);

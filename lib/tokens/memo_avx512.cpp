@@ -34,6 +34,8 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     __m512i key[4];
     for (int w = 0; w < 4; ++w)
         key[w] = _mm512_set1_epi64(int64_t(uint64_t(MEMO_A[w]) | (uint64_t(MEMO_B[w]) << 32)));
+    const __m512i zero23 = _mm512_set1_epi64(int64_t(uint64_t(MEMO_A[2]) * MEMO_B[2] + uint64_t(MEMO_A[3]) * MEMO_B[3]));
+    const __m256i sixteen = _mm256_set1_epi32(16);
     const __m512i c_v = _mm512_set1_epi64(MEMO_C);
     const __m512i m_v = _mm512_set1_epi64(MEMO_M);
     const __m512i bmask = _mm512_set1_epi64(mt.bucket_mask);
@@ -75,7 +77,10 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
         const __m512i relb = _mm512_shuffle_epi8(rel64, rep_b0);
         const __m512i lenb = _mm512_shuffle_epi8(len64, rep_b0);
         __m512i s = _mm512_setzero_si512();
-        for (int w = 0; w < 4; ++w) {
+        // Words 2-3 of keys up to 16 bytes are zero, and NH of a zero word is the constant
+        // A_k * B_k: add that instead of hashing them when no lane is longer (most steps).
+        const int words = (_mm256_cmpgt_epu32_mask(klen, sixteen) & valid) ? 4 : 2;
+        for (int w = 0; w < words; ++w) {
             const __m512i pos = _mm512_add_epi8(iota8, _mm512_set1_epi8(char(8 * w)));
             const __mmask64 kw = _mm512_cmplt_epu8_mask(pos, lenb);
             const __m512i word = _mm512_maskz_permutex2var_epi8(kw, win_lo, _mm512_add_epi8(relb, pos), win_hi);
@@ -83,6 +88,7 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
             if (w == 0) a = _mm512_add_epi32(a, len64);
             s = _mm512_add_epi64(s, _mm512_mul_epu32(a, _mm512_srli_epi64(a, 32)));
         }
+        if (words == 2) s = _mm512_add_epi64(s, zero23);
         const __m512i x = _mm512_xor_si512(_mm512_xor_si512(s, _mm512_srli_epi64(s, 32)), c_v);
         const __m512i y = _mm512_mul_epu32(x, m_v);
         const __m512i bucket = _mm512_and_si512(_mm512_srli_epi64(y, 32), bmask);
@@ -115,6 +121,24 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     }
     *n_miss = nm;
     return uint64_t(_mm512_reduce_add_epi64(total)) * FIX;
+}
+
+// Segment-start masks to offsets without a loop per bit: 16 offsets per vpcompressd, four per
+// 64-bit mask (the bit loop mispredicts its exit once per mask). Writes up to 16 entries past the
+// returned count.
+uint32_t flatten_avx512(const uint64_t* starts, size_t words, uint32_t base, uint32_t* out) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    uint32_t n = 0;
+    for (size_t w = 0; w < words; ++w) {
+        const uint64_t bits = starts[w];
+        for (int q = 0; q < 4; ++q) {
+            const __mmask16 m = __mmask16(bits >> (16 * q));
+            const __m512i v = _mm512_add_epi32(iota, _mm512_set1_epi32(int(base + uint32_t(w * 64 + 16 * q))));
+            _mm512_storeu_si512(out + n, _mm512_maskz_compress_epi32(m, v));
+            n += uint32_t(__builtin_popcount(m));
+        }
+    }
+    return n;
 }
 
 }  // namespace tlb::tokens

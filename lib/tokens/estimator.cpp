@@ -725,7 +725,8 @@ uint64_t explain(const Model& m, const char* p, size_t n, std::vector<SegmentInf
 
 namespace {
 Kernels kernels_for(Isa isa) {
-    return Kernels{classify_fn(isa), isa == Isa::Avx512 && memo_avx512_supported() ? memo_avx512 : nullptr};
+    if (isa == Isa::Avx512) return Kernels{classify_fn(isa), memo_avx512_supported() ? memo_avx512 : memo_avx2};
+    return Kernels{classify_fn(isa), isa == Isa::Avx2 ? memo_avx2 : nullptr};
 }
 const Kernels& default_kernels() {
     static const Kernels k = kernels_for(best_isa());

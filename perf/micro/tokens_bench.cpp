@@ -1,6 +1,7 @@
-// lib/tokens micro benchmarks: each classification kernel (scalar / AVX2 / AVX-512) and the whole
-// estimate() per kernel, on 1 KiB, 4 KiB, 64 KiB and 1 MiB of mixed real text (English, German,
-// Spanish, Russian and Chinese fortunes and C headers from Debian packages on this machine).
+// lib/tokens micro benchmarks: each classification kernel (scalar / AVX2 / AVX-512), each memo
+// pass and the whole estimate() per ISA, on 1 KiB, 4 KiB, 64 KiB and 1 MiB of mixed real text
+// (English, German, Spanish, Russian and Chinese fortunes and C headers from Debian packages on
+// this machine).
 // Every kernel's output is checked against the scalar reference before timing.
 //
 //   tokens_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -126,6 +127,102 @@ void BM_estimate(benchmark::State& state, Isa isa) {
     state.counters["tokens"] = ref;
 }
 
+// The memo pass alone (the part of estimate() that Isa::Avx2/Avx512 replace), on the segments of
+// the first n bytes, CHUNK segments per call as in estimate(). "scalar" is the estimator's scalar
+// loop (hash, probe, branch-free miss list). Every kernel's total and miss list are checked against
+// it before timing. items_per_second = segments per second.
+uint64_t memo_scalar(const MemoTable& mt, const uint8_t* p, size_t, const uint32_t* bnds,
+                     uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss) {
+    uint64_t total = 0;
+    uint32_t nm = *n_miss;
+    for (uint32_t i = 0; i < ns; ++i) {
+        const size_t b = bnds[i], e = bnds[i + 1], l = e - b;
+        // 32 readable bytes: the corpus is longer than the largest n.
+        const uint64_t hv = memo_hash(p + b, l < MEMO_KEY_MAX ? l : MEMO_KEY_MAX);
+        const uint64_t bk = mt.buckets[uint32_t(hv >> 32) & mt.bucket_mask];
+        const __m128i v = _mm_cvtsi64_si128(int64_t(bk));
+        const __m128i eq = _mm_cmpeq_epi16(_mm_and_si128(v, _mm_set1_epi16(short(0xFFF0))),
+                                           _mm_set1_epi16(short(hv & 0xFFF0)));
+        const __m128i c = _mm_sad_epu8(_mm_and_si128(_mm_and_si128(v, eq), _mm_set1_epi16(15)),
+                                       _mm_setzero_si128());
+        const bool hit = (_mm_movemask_epi8(eq) & 0xFF) != 0 && l <= MEMO_KEY_MAX;
+        total += hit ? uint32_t(_mm_cvtsi128_si32(c)) * FIX : 0;
+        miss_b[nm] = uint32_t(b);
+        miss_e[nm] = uint32_t(e);
+        nm += !hit;
+    }
+    *n_miss = nm;
+    return total;
+}
+
+struct MemoRun {
+    uint64_t total = 0;
+    std::vector<uint32_t> miss_b, miss_e;
+    bool operator==(const MemoRun&) const = default;
+};
+
+// Segment bounds of p[0..n): starts from the scalar kernel, then n.
+std::vector<uint32_t> segment_bounds(const uint8_t* p, size_t n) {
+    const std::vector<uint64_t> starts = classify_all(classify_scalar, p, n);
+    std::vector<uint32_t> b{0};
+    for (size_t w = 0; w < (n + 63) / 64; ++w)
+        for (uint64_t bits = starts[w] & (w ? ~uint64_t(0) : ~uint64_t(1)); bits; bits &= bits - 1)
+            b.push_back(uint32_t(w * 64 + size_t(__builtin_ctzll(bits))));
+    b.push_back(uint32_t(n));
+    return b;
+}
+
+MemoRun memo_all(MemoFn fn, const MemoTable& mt, const uint8_t* p, size_t n,
+                 const std::vector<uint32_t>& bnds, uint32_t* mb, uint32_t* me) {
+    MemoRun r;
+    const uint32_t segs = uint32_t(bnds.size() - 1);
+    for (uint32_t i = 0; i < segs; i += uint32_t(CHUNK)) {
+        uint32_t nm = 0;
+        const uint32_t ns = std::min<uint32_t>(uint32_t(CHUNK), segs - i);
+        r.total += fn(mt, p, n, bnds.data() + i, ns, mb, me, &nm);
+        r.miss_b.insert(r.miss_b.end(), mb, mb + nm);
+        r.miss_e.insert(r.miss_e.end(), me, me + nm);
+    }
+    return r;
+}
+
+void BM_memo(benchmark::State& state, Isa isa) {
+    if (!isa_supported(isa) || (isa == Isa::Avx512 && !memo_avx512_supported())) {
+        state.SkipWithError("ISA not supported on this CPU");
+        return;
+    }
+    const MemoTable& mt = estimator().model().memo;
+    if (mt.empty()) {
+        state.SkipWithError("calibration without a memo");
+        return;
+    }
+    const MemoFn fn =
+        isa == Isa::Scalar ? memo_scalar : isa == Isa::Avx2 ? memo_avx2 : memo_avx512;
+    const size_t n = size_t(state.range(0));
+    const auto* p = reinterpret_cast<const uint8_t*>(corpus().data());
+    const std::vector<uint32_t> bnds = segment_bounds(p, n);
+    std::vector<uint32_t> mb(CHUNK + 10), me(CHUNK + 10);
+    if (memo_all(fn, mt, p, n, bnds, mb.data(), me.data()) !=
+        memo_all(memo_scalar, mt, p, n, bnds, mb.data(), me.data())) {
+        state.SkipWithError("memo pass differs from the scalar loop");
+        return;
+    }
+    const uint32_t segs = uint32_t(bnds.size() - 1);
+    for (auto _ : state) {
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < segs; i += uint32_t(CHUNK)) {
+            uint32_t nm = 0;
+            const uint32_t ns = std::min<uint32_t>(uint32_t(CHUNK), segs - i);
+            total += fn(mt, p, n, bnds.data() + i, ns, mb.data(), me.data(), &nm);
+            benchmark::DoNotOptimize(nm);
+        }
+        benchmark::DoNotOptimize(total);
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(segs));
+    state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(n));
+}
+
 void BM_prefix_fingerprint(benchmark::State& state) {
     const size_t n = size_t(state.range(0));
     const std::string& c = corpus();
@@ -147,6 +244,9 @@ BENCHMARK_CAPTURE(BM_classify, avx512, Isa::Avx512)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_estimate, scalar, Isa::Scalar)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_estimate, avx2, Isa::Avx2)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_estimate, avx512, Isa::Avx512)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_memo, scalar, Isa::Scalar)->Arg(65536)->Arg(1 << 20);
+BENCHMARK_CAPTURE(BM_memo, avx2, Isa::Avx2)->Arg(65536)->Arg(1 << 20);
+BENCHMARK_CAPTURE(BM_memo, avx512, Isa::Avx512)->Arg(65536)->Arg(1 << 20);
 BENCHMARK(BM_prefix_fingerprint)->Arg(4096)->Arg(65536);
 
 BENCHMARK_MAIN();

@@ -372,6 +372,26 @@ TEST(Memo, EveryIsaAndTheExplainPathGiveTheScalarEstimate) {
     EXPECT_GT(misses, 1000u);
 }
 
+TEST(Memo, KeysAreWholeSegmentsOfAtMost32Bytes) {
+    // A 32-byte key is a hit; a longer segment whose first 32 bytes are that key is not, on every
+    // ISA, at every distance from the end of the text.
+    const std::string k32 = " abcdefghijklmnopqrstuvwxyzabcde";  // 32 bytes: space + 31 letters
+    ASSERT_EQ(k32.size(), 32u);
+    std::string t = tiny_toml(3.0) + "\n[memo]\nkeys = [\"" + k32 + "\", \"x\"]\ncost256 = [256, 256]\n";
+    const Estimator e = Estimator::from_toml(t);
+    for (size_t pad = 0; pad < 80; ++pad) {
+        const std::string hit = "x" + k32 + std::string(pad, '.');
+        const std::string longer = "x" + k32 + "fgh" + std::string(pad, '.');
+        const uint32_t ref_hit = e.estimate(hit.data(), hit.size(), Isa::Scalar);
+        const uint32_t ref_long = e.estimate(longer.data(), longer.size(), Isa::Scalar);
+        EXPECT_EQ(ref_hit + 2, ref_long) << pad;  // the 35-byte word is a miss at 3.0, not the key's 1
+        for (Isa isa : simd_isas()) {
+            EXPECT_EQ(e.estimate(hit.data(), hit.size(), isa), ref_hit) << isa_name(isa) << " pad=" << pad;
+            EXPECT_EQ(e.estimate(longer.data(), longer.size(), isa), ref_long) << isa_name(isa) << " pad=" << pad;
+        }
+    }
+}
+
 TEST(Memo, FileRoundTripAndErrors) {
     const Estimator e = Estimator::from_toml(memo_toml());
     const Estimator e2 = Estimator::from_toml(model_to_toml(e.model()));

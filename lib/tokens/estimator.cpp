@@ -321,6 +321,16 @@ struct Pricer {
             // Per code point: a table load per character instead of vocabulary probes.
             if (sp) cost += m.han_cost[0x20];
             while (pos < e) {
+                // Three-byte sequences (all of the Han class) without the general decoder.
+                while (pos + 3 <= e) {
+                    uint32_t w;
+                    std::memcpy(&w, t.at(pos), 4);
+                    if ((w & 0xC0C0F0u) != 0x8080E0u) break;
+                    cost += m.han_cost[((w & 0x0Fu) << 12) | ((w & 0x3F00u) >> 2) | ((w >> 16) & 0x3Fu)];
+                    pos += 3;
+                    ++cps;
+                }
+                if (pos >= e) break;
                 uint32_t cp;
                 const uint32_t l = decode_cp(t.at(pos), e - pos, cp);
                 cost += cp < 0x10000 ? m.han_cost[cp] : l * FIX;  // malformed/astral: bytes

@@ -238,6 +238,15 @@ TEST(ScoreboardShm, CrossProcessReaderSeesConsistentBlocks) {
     auto sb = Scoreboard::create(name, 1, &err);
     ASSERT_TRUE(sb) << err;
     sb->add_backend(spec("gpu-a"), &err);
+    // Start from a consistent block (every checked field equal): the child may read before the
+    // parent's first rewrite, and spec()'s profile has different values in those fields.
+    {
+        BackendConfig& c0 = sb->segment()->config[0];
+        seq_write_begin(c0.seq);
+        c0.profile.prefill_tps = c0.profile.decode_tps = c0.profile.cost_per_mtok = c0.profile.decode_batch_slowdown = 0.0f;
+        c0.max_context = 0;
+        seq_write_end(c0.seq);
+    }
     int go[2];
     ASSERT_EQ(pipe(go), 0);
     pid_t pid = fork();

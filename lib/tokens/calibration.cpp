@@ -116,6 +116,8 @@ void build_lookup(Model& m) {
         if (BYTE_CLASS[lead] == BC_HAN && cps > size_t(m.han_max_chars))
             m.han_max_chars = int(std::min<size_t>(cps, 8));
     }
+    m.lead_bits.fill(0);
+    for (uint32_t lead = 0xC2; lead <= 0xDF; ++lead) m.lead_bits[lead] = m.cp_bitmap[lead & 0x1F];
 
 }
 
@@ -203,6 +205,7 @@ void builtin_model(Model& m) {
     for (uint32_t cp = 0x4E00; cp < 0xA000; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
     for (uint32_t cp = 0x20; cp < 0x7F; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
     for (uint32_t cp = 0xA0; cp < 0x530; ++cp) m.cp_bitmap[cp >> 6] |= uint64_t(1) << (cp & 63);
+    for (uint32_t lead = 0xC2; lead <= 0xDF; ++lead) m.lead_bits[lead] = m.cp_bitmap[lead & 0x1F];
     m.han_scale = FIX;
     m.miss_scale.fill(FIX);
 }

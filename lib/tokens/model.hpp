@@ -321,6 +321,7 @@ struct Model {
     PieceSet set;                     // keys of all pieces
     std::vector<uint64_t> cp_bitmap;  // BMP code points that are single pieces (no leading space)
     int han_max_chars = 1;            // longest Han-class piece in code points (capped)
+    std::array<uint64_t, 256> lead_bits{};  // two-byte lead -> its 64 code points' single-piece bits
 
     // Costs (FIX units).
     uint32_t ctrl_cost = FIX;

@@ -463,8 +463,9 @@ struct Pricer {
             if (f.high && two_byte_all_known(q, len, f)) {
                 // Only two-byte characters whose leads the vocabulary covers entirely (Latin-1,
                 // Greek, Cyrillic, ...): no byte fallback, upper case from byte pairs (SIMD).
-                n_upper = popcnt32(f.upper | upper2(q, len));
-                first_upper = q[0] < 0x80 ? (f.upper & 1) : ((upper2(q, len) >> 1) & 1);
+                const uint32_t up2 = upper2(q, len);
+                n_upper = popcnt32(f.upper | up2);
+                first_upper = q[0] < 0x80 ? (f.upper & 1) : ((up2 >> 1) & 1);
             } else if (f.high) {
                 // Non-ASCII: code points the vocabulary lacks fall back to bytes; Cyrillic case.
                 cps = 0;

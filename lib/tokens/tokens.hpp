@@ -11,12 +11,11 @@
 //   every input byte and emits a bitmask of "segment starts". Segments mirror the boundaries that a
 //   sentencepiece BPE vocabulary can never merge across (whitespace, Unicode script changes,
 //   digits, control characters), so the tokenizer's output factorises over them. Each segment is
-//   then priced from what the vocabulary says: a segment that is itself a piece costs 1 (a compact
-//   cache-resident fingerprint table built from the vocab), CJK runs are matched greedily against
-//   the vocab's multi-character pieces with byte fallback for code points the vocab lacks, and
-//   other segments take an expected piece count learned at calibration time by running the real
-//   tokenizer over vocabulary-derived and corpus words, keyed by (script, leading space, case,
-//   length). Costs are summed in fixed point, so every kernel returns exactly the same number.
+//   then priced by one probe into the calibration's memo (the exact piece count of every segment
+//   seen twice in the calibration corpus, and of every vocabulary piece; SIMD passes for AVX-512
+//   and AVX2), and the memo's misses by a feature model fitted on words the corpus saw once
+//   (script, leading space, case, length; CJK runs per code point). Costs are summed in fixed
+//   point, so every ISA returns exactly the same number.
 #pragma once
 
 #include <cstddef>

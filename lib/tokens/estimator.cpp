@@ -1,6 +1,7 @@
 // The estimator: kernel dispatch, the per-segment pricing loop, the piece set, and the public
 // Estimator methods. Everything reachable from Estimator::estimate() is noexcept, allocation-free
-// and built for the project baseline (SSE2 only); only the kernels use wider ISAs.
+// and built for the project baseline (SSE2 only); only the kernels and the memo passes
+// (memo_avx512.cpp, memo_avx2.cpp) use wider ISAs.
 #include <emmintrin.h>
 #include <xmmintrin.h>
 

@@ -212,8 +212,8 @@ constexpr size_t MEMO_KEY_MAX = 32;
 struct MemoTable {
     // Entry: 12-bit fingerprint << 4 | cost in whole tokens (0..15); 0 = empty. A segment's piece
     // count is a whole number (the tokenizer is deterministic), so 16-bit entries lose nothing and
-    // keep ~100k keys in 512 KiB (L2; power-of-two buckets at <= 60% load). Bucket = 4 entries = 8 bytes: one 64-bit load (or
-    // one gather lane) per probe.
+    // keep ~100k keys in 512 KiB (L2; power-of-two buckets at <= 60% load). Bucket = 4 entries =
+    // 8 bytes: one 64-bit load (or one gather lane) per probe.
     std::vector<uint64_t> buckets;  // bucket_mask + 1 buckets
     uint32_t bucket_mask = 0;
     size_t entries = 0;

@@ -14,54 +14,12 @@
 // share a code: both always start a segment, and neither equals any other class.
 #include <immintrin.h>
 
+#include "tokens/kernel_codes.hpp"
 #include "tokens/model.hpp"
 
 namespace tlb::tokens {
 
 namespace {
-
-constexpr uint8_t K_LATIN = 0x01, K_PUNCT = 0x03, K_CYR = 0x05, K_GREEK = 0x07, K_HAN = 0x09,
-                  K_OTHER = 0x0B, K_SP = 0x41, K_FORCED = 0x42, K_CONT = 0xC1, K_NONE = 0x45;
-
-constexpr uint8_t code_of(uint8_t cls) {
-    switch (cls) {
-        case BC_SP: return K_SP;
-        case BC_CTRL:
-        case BC_DIGIT: return K_FORCED;
-        case BC_LATIN: return K_LATIN;
-        case BC_PUNCT: return K_PUNCT;
-        case BC_CYR: return K_CYR;
-        case BC_GREEK: return K_GREEK;
-        case BC_HAN: return K_HAN;
-        case BC_OTHER: return K_OTHER;
-        case BC_CONT: return K_CONT;
-        default: return K_NONE;  // 0xFF: before the text
-    }
-}
-
-struct alignas(64) CodeTable {
-    uint8_t b[256];
-};
-constexpr CodeTable make_codes() {
-    CodeTable t{};
-    for (int i = 0; i < 256; ++i) t.b[i] = code_of(BYTE_CLASS[i]);
-    return t;
-}
-constexpr CodeTable CODES = make_codes();
-
-// Four codes standing for the bytes before the chunk. The state keeps r, c1 and c2 of the last
-// bytes rather than the bytes; these codes give the same resolved classes to the first four bytes
-// of the chunk (the first non-continuation code among them is the one the state resolves to).
-inline void write_prefix(const KernelState& st, uint8_t* pre) {
-    pre[0] = pre[1] = pre[2] = K_NONE;
-    pre[3] = code_of(st.r1);
-    if (st.r1 != BC_CONT) return;
-    pre[2] = code_of(st.c1_1);
-    if (st.c1_1 != BC_CONT) return;
-    pre[1] = code_of(st.c1_2);
-    if (st.c1_2 != BC_CONT) return;
-    pre[0] = code_of(st.c2_1);
-}
 
 constexpr size_t PRE = 64;  // codes of the chunk start at buf + PRE
 

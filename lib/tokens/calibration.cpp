@@ -64,23 +64,12 @@ bool valid_utf8(std::string_view s) {
     return true;
 }
 
-// TOML basic string (toml++ writes a newline as a multi-line literal, whose first newline a
-// reader drops).
-std::string basic_string(std::string_view s) {
-    std::string o = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            o += '\\';
-            o += char(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04X", c);
-            o += buf;
-        } else {
-            o += char(c);
-        }
-    }
-    return o + "\"";
+// A TOML basic string ("...", escapes, UTF-8 kept). toml++'s default output may choose a
+// multi-line literal for a string with a newline, whose first newline a reader drops.
+std::string basic_string(const std::string& s) {
+    std::ostringstream o;
+    o << toml::toml_formatter{toml::value<std::string>(s), toml::format_flags::allow_unicode_strings};
+    return o.str();
 }
 
 }  // namespace
@@ -216,11 +205,7 @@ std::string model_to_toml(const Model& m) {
     // Written by hand for a compact, diffable file: cost tables one row per line with 4 decimals
     // (enough to restore the 1/256 fixed-point values exactly); strings through toml++ so every
     // piece is escaped correctly.
-    auto str = [](const std::string& v) {
-        std::ostringstream o;
-        o << toml::value<std::string>(v);
-        return o.str();
-    };
+    auto str = [](const std::string& v) { return basic_string(v); };
     auto row = [](std::ostringstream& os, auto begin, auto end, size_t per_line) {
         size_t i = 0, n = size_t(end - begin);
         os << "[";

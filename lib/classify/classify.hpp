@@ -88,6 +88,9 @@ void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcep
 // Internal pieces shared by the kernels: counts without digit_window, and one window step.
 void count_scripts_scalar_flat(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 void digit_window_step(uint32_t block_digits, uint32_t& prev, uint64_t& best) noexcept;
+// acc += part for every count but digit_window (kernels keep counts in locals and add them once;
+// defined out of line in the baseline file, so no kernel-flagged copy of it exists).
+void add_counts(ScriptCounts& acc, const ScriptCounts& part) noexcept;
 void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 void count_scripts_avx512(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 bool avx2_supported() noexcept;

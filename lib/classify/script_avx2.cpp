@@ -56,15 +56,7 @@ void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept 
         arabic += pop(in_range(v, 0xD8, 0xDB));
         cjk += pop(in_range(v, 0xE3, 0xED));
     }
-    acc.code_points += cp;
-    acc.letters += letters;
-    acc.cyrillic += cyr;
-    acc.greek += greek;
-    acc.arabic += arabic;
-    acc.cjk += cjk;
-    acc.digits += digits;
-    acc.punct += punct;
-    acc.bytes += i;
+    add_counts(acc, ScriptCounts{cp, letters, cyr, greek, arabic, cjk, digits, 0, punct, i});
     if (i < n) {  // the short last block
         uint32_t d = 0;
         for (size_t k = i; k < n; ++k) d += (p[k] >= '0' && p[k] <= '9');

@@ -51,15 +51,7 @@ void count_scripts_avx512(const uint8_t* p, size_t n, ScriptCounts& acc) noexcep
         arabic += pop(in_range(v, 0xD8, 0xDB));
         cjk += pop(in_range(v, 0xE3, 0xED));
     }
-    acc.code_points += cp;
-    acc.letters += letters;
-    acc.cyrillic += cyr;
-    acc.greek += greek;
-    acc.arabic += arabic;
-    acc.cjk += cjk;
-    acc.digits += digits;
-    acc.punct += punct;
-    acc.bytes += i;
+    add_counts(acc, ScriptCounts{cp, letters, cyr, greek, arabic, cjk, digits, 0, punct, i});
     // The rest, in 32-byte blocks as the window is defined (the last may be short).
     for (; i < n; i += 32) {
         const size_t e = i + 32 < n ? i + 32 : n;

@@ -88,6 +88,18 @@ void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcep
     count_scripts_scalar_flat(p, n, acc);
 }
 
+void add_counts(ScriptCounts& acc, const ScriptCounts& part) noexcept {
+    acc.code_points += part.code_points;
+    acc.letters += part.letters;
+    acc.cyrillic += part.cyrillic;
+    acc.greek += part.greek;
+    acc.arabic += part.arabic;
+    acc.cjk += part.cjk;
+    acc.digits += part.digits;
+    acc.punct += part.punct;
+    acc.bytes += part.bytes;
+}
+
 void count_scripts_scalar_flat(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept {
     // Separate local counters: the compiler keeps them in registers instead of round-tripping
     // through acc on every byte.
@@ -103,15 +115,7 @@ void count_scripts_scalar_flat(const uint8_t* p, size_t n, ScriptCounts& acc) no
         digits += (c >> 6) & 1;
         punct += (c >> 7) & 1;
     }
-    acc.code_points += cp;
-    acc.letters += letters;
-    acc.cyrillic += cyr;
-    acc.greek += greek;
-    acc.arabic += arabic;
-    acc.cjk += cjk;
-    acc.digits += digits;
-    acc.punct += punct;
-    acc.bytes += n;
+    add_counts(acc, ScriptCounts{cp, letters, cyr, greek, arabic, cjk, digits, 0, punct, n});
 }
 
 void count_scripts(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept { kernel()(p, n, acc); }

@@ -528,19 +528,7 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                 case 1: ctrl.add(a / (s.end - s.begin)); break;
                 case 2: digit.add(a / (s.end - s.begin)); break;
                 case 3: hit[s.type * 2 + s.space].add(a); break;
-                case 4: {
-                    cell[miss_index(s.type, s.space, s.cs, s.miss_kind, s.len)].add(a);
-                    cell_tsl[miss_index(s.type, s.space, 0, 0, s.len)].add(a);
-                    cell_tskl[miss_index(s.type, s.space, 0, s.miss_kind, s.len)].add(a);
-                    cell_tl[miss_index(s.type, 0, 0, 0, s.len)].add(a);
-                    if (s.len < LEN_MAX && a > 0) type_cpp[s.type].add(double(s.len) / a);
-                    break;
-                }
-                case 5:
-                    han_actual.add(a);
-                    han_pred.add(double(s.cost) / FIX);
-                    break;
-                default: break;
+                default: break;  // misses and CJK runs: fitted in pass 1b, against the memo
             }
         }
         // Memo candidates: every segment but a text's first (it carries the dummy prefix).
@@ -586,13 +574,6 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     }
 
     // Pass 1b: the feature model on what the memo misses.
-    for (auto& a : type_cpp) a = Acc{};
-    han_actual = Acc{};
-    han_pred = Acc{};
-    cell.clear();
-    cell_tsl.clear();
-    cell_tskl.clear();
-    cell_tl.clear();
     std::map<uint32_t, Acc> han_cp;  // code point -> share of its run's pieces
     for (size_t d = 0; d < docs.size(); ++d) {
         explain(m, docs[d].data(), docs[d].size(), segs);

@@ -933,9 +933,15 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
         local_response(ci, 404, msg, "model_not_found", "model", e.close_after, now);
         return false;
     }
-    uint64_t est = _env.estimator ? _env.estimator->estimate(reinterpret_cast<const char*>(rq.text),
-                                                             rq.text_len)
-                                  : rq.text_len / 4;
+    // Each text field is encoded on its own by the backend's tokenizer: one estimator pass over
+    // all of them gives the sum of per-field estimates (as lib/understand computes it).
+    uint64_t est = rq.text_len / 4;
+    if (_env.estimator) {
+        tokens::TextField fields[openai::MAX_SPANS];
+        for (uint32_t i = 0; i < rq.span_count; i++) fields[i] = {rq.spans[i].off, rq.spans[i].len};
+        est = (_env.estimator->estimate_fields_fixed(reinterpret_cast<const char*>(rq.text), fields, rq.span_count) +
+               128) >> 8;
+    }
     est += rq.prompt_token_ids;
     f.prompt_tokens = uint32_t(std::min<uint64_t>(est, UINT32_MAX));
     f.max_tokens = rq.max_tokens > 0 ? uint32_t(std::min<int64_t>(rq.max_tokens, UINT32_MAX)) : 0;

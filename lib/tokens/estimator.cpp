@@ -296,6 +296,9 @@ struct Pricer {
     mutable uint64_t miss_sum[N_WORD_TYPES] = {};
     mutable uint32_t n_miss[N_WORD_TYPES] = {};
 
+    void reset_misses() const {
+        for (int ty = 0; ty < N_WORD_TYPES; ++ty) miss_sum[ty] = n_miss[ty] = 0;
+    }
     uint64_t scaled_misses(uint64_t segments) const {
         uint32_t misses = 0;
         for (int ty = 0; ty < N_WORD_TYPES; ++ty) misses += n_miss[ty];
@@ -543,9 +546,8 @@ struct Pricer {
     }
 
     template <bool EXPLAIN>
-    __attribute__((always_inline)) uint32_t segment(size_t b, size_t e, SegmentInfo* info) const {
+    __attribute__((always_inline)) uint32_t segment(size_t b, size_t e, bool first, SegmentInfo* info) const {
         const uint8_t c0 = BYTE_CLASS[t.p[b]];
-        const bool first = b == 0 && m.add_dummy_prefix;
         if constexpr (EXPLAIN) {
             *info = SegmentInfo{uint32_t(b), uint32_t(e), 0, 0, 0, 0, 0, 0, 0, 0, 0};
         }
@@ -617,66 +619,63 @@ __attribute__((always_inline)) inline uint32_t memo_probe_hash(const MemoTable& 
 // model (Pricer::segment). The first segment of a text carries the tokenizer's dummy-prefix space
 // and always takes the feature model. EXPLAIN records every segment (calibration, tests) and gives
 // the same total.
+//
+// `fields` (offsets into p, in order, at least one byte apart; nf >= 1, the first starting at 0
+// and the last ending at n) are texts the tokenizer encodes one by one: the result is the sum of
+// their estimates, each as if it were run alone (see fields_fusable() for what makes that exact).
+// A segment boundary is forced at every field start and end, segments between fields are
+// skipped, each field's first segment takes the dummy prefix, and the miss-rate scale is
+// computed per field. A single text is one field covering it.
 template <bool EXPLAIN>
-uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, std::vector<SegmentInfo>* out) {
+uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const TextField* fields, size_t nf,
+             uint32_t base, std::vector<SegmentInfo>* out) {
     if (n == 0) return 0;
     const Text text(p, n);
     const Pricer pr{m, text};
     const bool use_memo = !m.memo.empty();
+    const bool dummy = m.add_dummy_prefix;
     KernelState st;
     uint64_t starts[CHUNK / 64];
     // bnds[0] = pending segment start, bnds[1..ns] = segment ends. Miss lists get slack for the
     // eight-lane stores of the SIMD memo pass.
     uint32_t bnds[CHUNK + 18], miss_b[CHUNK + 10], miss_e[CHUNK + 10];
-    uint64_t total = 0, segments = 0;
-    bool first = m.add_dummy_prefix;
+    uint64_t total = 0;
+    uint64_t field_segments = 0;  // segments of field fi so far
+    size_t fi = 0;                // field of the segments being priced
+    size_t forced = 1;            // next forced boundary: field fb/2's start (even) or end (odd)
 
-    auto price = [&](size_t b, size_t e) {
+    auto price = [&](size_t b, size_t e, bool first) {
         if constexpr (EXPLAIN) {
             SegmentInfo info;
-            total += pr.template segment<true>(b, e, &info);
+            total += pr.template segment<true>(b, e, first, &info);
             info.counted = 1;
             out->push_back(info);
         } else {
-            total += pr.template segment<false>(b, e, nullptr);
+            total += pr.template segment<false>(b, e, first, nullptr);
         }
     };
-    // Segments [bnds[i], bnds[i + 1]) for i < ns.
-    auto chunk_segments = [&](uint32_t ns) {
-        segments += ns;
-        uint32_t i = 0;
-        if (first && ns) {  // dummy-prefix segment
-            const size_t b = bnds[0], e = bnds[1], l = e - b;
-            const uint8_t c0 = BYTE_CLASS[p[b]];
-            bool hit = false;
-            if (use_memo && l < MEMO_KEY_MAX && attaches_space(c0)) {
-                // The tokenizer sees "▁" + segment: the memo key with a leading space.
-                uint8_t key[64] = {' '};
-                std::memcpy(key + 1, text.at(b), 32);
-                const uint32_t cost = memo_probe_hash(m.memo, memo_hash(key, l + 1), hit);
-                if (hit) {
-                    total += cost;
-                    if constexpr (EXPLAIN)
-                        out->push_back(SegmentInfo{uint32_t(b), uint32_t(e), 8, uint8_t(word_type(c0)), 1, 0, 0, uint8_t(l), cost, 1, 0});
-                }
-            }
-            if (!hit) price(b, e);
-            i = 1;
-            first = false;
-        }
+    // A field's misses are scaled by its own miss rate once all its segments are priced.
+    auto close_field = [&]() {
+        total += pr.scaled_misses(field_segments);
+        pr.reset_misses();
+        field_segments = 0;
+    };
+    // Segments [bnds[i], bnds[j]) of one field, none of them its first.
+    auto field_run = [&](uint32_t i, uint32_t j) {
+        field_segments += j - i;
         if (!use_memo) {
-            for (; i < ns; ++i) price(bnds[i], bnds[i + 1]);
+            for (; i < j; ++i) price(bnds[i], bnds[i + 1], false);
             return;
         }
         uint32_t nm = 0;
         if constexpr (!EXPLAIN) {
             if (k.memo) {
-                total += k.memo(m.memo, p, n, bnds + i, ns - i, miss_b, miss_e, &nm);
-                for (uint32_t j = 0; j < nm; ++j) price(miss_b[j], miss_e[j]);
+                total += k.memo(m.memo, p, n, bnds + i, j - i, miss_b, miss_e, &nm);
+                for (uint32_t q = 0; q < nm; ++q) price(miss_b[q], miss_e[q], false);
                 return;
             }
         }
-        for (; i < ns; ++i) {
+        for (; i < j; ++i) {
             const size_t b = bnds[i], e = bnds[i + 1];
             const size_t l = e - b;
             bool hit;
@@ -690,7 +689,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, std::
                     out->push_back(info);
                     total += cost;
                 } else {
-                    price(b, e);
+                    price(b, e, false);
                 }
             } else {
                 total += hit ? cost : 0;
@@ -700,14 +699,64 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, std::
             }
         }
         if constexpr (!EXPLAIN)
-            for (uint32_t j = 0; j < nm; ++j) price(miss_b[j], miss_e[j]);
+            for (uint32_t q = 0; q < nm; ++q) price(miss_b[q], miss_e[q], false);
+    };
+    // A field's first segment: the tokenizer sees "▁" + segment.
+    auto first_segment = [&](size_t b, size_t e) {
+        ++field_segments;
+        const size_t l = e - b;
+        const uint8_t c0 = BYTE_CLASS[p[b]];
+        bool hit = false;
+        if (use_memo && l < MEMO_KEY_MAX && attaches_space(c0)) {
+            uint8_t key[64] = {' '};
+            std::memcpy(key + 1, text.at(b), 32);
+            const uint32_t cost = memo_probe_hash(m.memo, memo_hash(key, l + 1), hit);
+            if (hit) {
+                total += cost;
+                if constexpr (EXPLAIN)
+                    out->push_back(SegmentInfo{uint32_t(b), uint32_t(e), 8, uint8_t(word_type(c0)), 1, 0, 0, uint8_t(l), cost, 1, 0});
+            }
+        }
+        if (!hit) price(b, e, true);
+    };
+    // Segments [bnds[i], bnds[i + 1]) for i < ns, sorted into fields.
+    auto chunk_segments = [&](uint32_t ns) {
+        uint32_t i = 0;
+        while (i < ns) {
+            const uint32_t b = bnds[i];
+            while (fields[fi].off - base + fields[fi].len <= b) {  // past the end of field fi
+                if (field_segments) close_field();
+                ++fi;
+            }
+            const uint32_t fs = fields[fi].off - base, fe = fs + fields[fi].len;
+            if (b < fs) {  // between fields
+                ++i;
+                continue;
+            }
+            if (b == fs && dummy) {
+                first_segment(b, bnds[i + 1]);
+                ++i;
+                continue;
+            }
+            uint32_t j = ns;
+            if (bnds[ns] > fe) j = uint32_t(std::lower_bound(bnds + i + 1, bnds + ns, fe) - bnds);
+            field_run(i, j);
+            i = j;
+        }
     };
 
     bnds[0] = 0;
+    const size_t n_forced = 2 * nf - 1;  // field ends and starts after the first start, before n
     for (size_t off = 0; off < n; off += CHUNK) {
         const size_t len = std::min(CHUNK, n - off);
         const int next = off + len < n ? int(p[off + len]) : -1;
         k.classify(p + off, len, next, st, starts);
+        for (; forced < n_forced; ++forced) {
+            const TextField& f = fields[forced / 2];
+            const size_t pos = (forced & 1) ? f.off - base + f.len : f.off - base;
+            if (pos >= off + len) break;
+            starts[(pos - off) / 64] |= uint64_t(1) << ((pos - off) % 64);
+        }
         if (off == 0) starts[0] &= ~uint64_t(1);  // byte 0 starts the pending segment
         const size_t words = (len + 63) / 64;
         uint32_t ns = 0;
@@ -728,15 +777,76 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, std::
     }
     bnds[1] = uint32_t(n);
     chunk_segments(1);
-    return total + pr.scaled_misses(segments);
+    close_field();
+    return total;
 }
 
 }  // namespace
 
 uint64_t explain(const Model& m, const char* p, size_t n, std::vector<SegmentInfo>& out) {
     out.clear();
-    return run<true>(m, Kernels{classify_scalar, nullptr}, reinterpret_cast<const uint8_t*>(p), n, &out);
+    const TextField all{0, uint32_t(n)};
+    return run<true>(m, Kernels{classify_scalar, nullptr}, reinterpret_cast<const uint8_t*>(p), n, &all, 1, 0, &out);
 }
+
+namespace {
+// One text: a single field covering it (offsets are 32-bit: texts above 4 GiB are priced in
+// parts, at most one segment split per 1 GiB).
+uint64_t run_text(const Model& m, const Kernels& k, const uint8_t* p, size_t n) {
+    constexpr size_t PART = size_t(1) << 30;
+    uint64_t total = 0;
+    for (; n > PART; p += PART, n -= PART) {
+        const TextField f{0, uint32_t(PART)};
+        total += run<false>(m, k, p, PART, &f, 1, 0, nullptr);
+    }
+    const TextField f{0, uint32_t(n)};
+    return total + run<false>(m, k, p, n, &f, 1, 0, nullptr);
+}
+
+// Fields can share one pass when the pass segments each of them exactly as it would alone: in
+// order, non-empty ones at least one byte apart, the byte after each (non-last) non-empty field
+// is not one a space attaches to (the kernel looks one byte ahead only to attach a trailing
+// space), and no non-empty field starts with a UTF-8 continuation byte (the only byte whose
+// class comes from the bytes before it). lib/openai's layout ('\n' between decoded, valid
+// UTF-8 fields) always qualifies. Sets [lo, hi) to the non-empty fields' extent, first/last to
+// the first and last non-empty field. False when no field has a byte.
+bool fields_fusable(const uint8_t* p, const TextField* f, size_t nf, size_t& first, size_t& last, size_t& lo,
+                    size_t& hi) {
+    bool any = false;
+    uint64_t prev_end = 0, prev_off = 0;
+    for (size_t i = 0; i < nf; ++i) {
+        if (f[i].off < prev_off) return false;
+        prev_off = f[i].off;
+        if (f[i].len == 0) continue;
+        if (BYTE_CLASS[p[f[i].off]] == BC_CONT) return false;
+        if (any) {
+            if (f[i].off <= prev_end) return false;
+            if (attaches_space(BYTE_CLASS[p[prev_end]])) return false;
+        } else {
+            lo = f[i].off;
+            first = i;
+        }
+        any = true;
+        prev_end = uint64_t(f[i].off) + f[i].len;
+        if (prev_end > 0xFFFFFFFFu) return false;
+        hi = size_t(prev_end);
+        last = i;
+    }
+    return any;
+}
+
+uint64_t run_fields(const Model& m, const Kernels& k, const uint8_t* p, const TextField* f, size_t nf) {
+    size_t first = 0, last = 0, lo = 0, hi = 0;
+    if (nf == 1) return run_text(m, k, p + f[0].off, f[0].len);
+    if (!fields_fusable(p, f, nf, first, last, lo, hi)) {
+        uint64_t total = 0;
+        for (size_t i = 0; i < nf; ++i) total += run_text(m, k, p + f[i].off, f[i].len);
+        return total;
+    }
+    // Empty fields before the first and after the last non-empty one add nothing.
+    return run<false>(m, k, p + lo, hi - lo, f + first, last - first + 1, uint32_t(lo), nullptr);
+}
+}  // namespace
 
 // ---- Estimator -------------------------------------------------------------------------------
 
@@ -756,7 +866,18 @@ Estimator& Estimator::operator=(Estimator&&) noexcept = default;
 Estimator::~Estimator() = default;
 
 uint64_t Estimator::estimate_fixed(const char* p, size_t n) const noexcept {
-    return run<false>(*_model, default_kernels(), reinterpret_cast<const uint8_t*>(p), n, nullptr);
+    return run_text(*_model, default_kernels(), reinterpret_cast<const uint8_t*>(p), n);
+}
+
+uint64_t Estimator::estimate_fields_fixed(const char* text, const TextField* fields, size_t n) const noexcept {
+    if (n == 0) return 0;
+    return run_fields(*_model, default_kernels(), reinterpret_cast<const uint8_t*>(text), fields, n);
+}
+
+uint64_t Estimator::estimate_fields_fixed(const char* text, const TextField* fields, size_t n, Isa isa) const noexcept {
+    if (n == 0) return 0;
+    if (!isa_supported(isa)) isa = Isa::Scalar;
+    return run_fields(*_model, kernels_for(isa), reinterpret_cast<const uint8_t*>(text), fields, n);
 }
 
 uint32_t Estimator::estimate(const char* p, size_t n) const noexcept {
@@ -767,7 +888,7 @@ uint32_t Estimator::estimate(const char* p, size_t n) const noexcept {
 
 uint32_t Estimator::estimate(const char* p, size_t n, Isa isa) const noexcept {
     if (!isa_supported(isa)) isa = Isa::Scalar;
-    const uint64_t f = run<false>(*_model, kernels_for(isa), reinterpret_cast<const uint8_t*>(p), n, nullptr);
+    const uint64_t f = run_text(*_model, kernels_for(isa), reinterpret_cast<const uint8_t*>(p), n);
     const uint64_t t = (f + FIX / 2) / FIX;
     return t > 0xFFFFFFFFu ? 0xFFFFFFFFu : uint32_t(t);
 }

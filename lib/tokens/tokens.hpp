@@ -41,6 +41,12 @@ bool isa_supported(Isa isa) noexcept;
 
 struct Model;  // calibrated tables (opaque; see model.hpp inside lib/tokens)
 
+// A text field inside a larger buffer: bytes [off, off + len).
+struct TextField {
+    uint32_t off = 0;
+    uint32_t len = 0;
+};
+
 class Estimator {
 public:
     // Loads a calibration file (conf/tokenizers/*.toml). Throws CalibrationError.
@@ -63,6 +69,13 @@ public:
     uint32_t estimate(const char* p, size_t n, Isa isa) const noexcept;
     // Estimate in 1/256 token units (what estimate() rounds); for sums over many texts.
     uint64_t estimate_fixed(const char* p, size_t n) const noexcept;
+    // Sum of estimate_fixed() over several fields of one buffer (the text fields of a request,
+    // which the tokenizer encodes one by one), exactly. When the fields are in order with a byte
+    // between them that a space does not attach to, such as lib/openai's '\n' separators, one
+    // pass covers them all (segmentation, memo and miss passes shared, the separators skipped):
+    // ~30% less work than a call per field on chat requests. Other layouts are priced field by field.
+    uint64_t estimate_fields_fixed(const char* text, const TextField* fields, size_t n) const noexcept;
+    uint64_t estimate_fields_fixed(const char* text, const TextField* fields, size_t n, Isa isa) const noexcept;
 
     const std::string& tokenizer_name() const noexcept;
     const Model& model() const noexcept { return *_model; }

@@ -104,7 +104,9 @@ bool Understander::init(const Options& opt, const classify::Classifier* classifi
     _scratch_cap = opt.max_body_bytes + 64;
     _scratch.reset(new (std::nothrow) uint8_t[_scratch_cap]);
     _spans.reset(new (std::nothrow) tokens::TextSpan[openai::MAX_SPANS]);
-    if (!_parser || !_extractor || !_req || !_scratch || !_spans) return set("understand: out of memory");
+    _fields.reset(new (std::nothrow) tokens::TextField[openai::MAX_SPANS]);
+    if (!_parser || !_extractor || !_req || !_scratch || !_spans || !_fields)
+        return set("understand: out of memory");
     _parser->set_limits(opt.limits);
     if (!_extractor->init(opt.max_body_bytes)) return set("understand: cannot size the JSON parser");
     if (classifier) {
@@ -218,12 +220,11 @@ bool Understander::understand_framed(const http::RequestParser& rp, uint8_t* buf
     out.tool_count = req.tool_count;
     out.image_parts = req.image_parts;
 
-    // Tokens: each text field is encoded on its own by the backend's tokenizer.
-    uint64_t fixed = 0;
-    for (uint32_t i = 0; i < req.span_count; ++i) {
-        const openai::TextSpan& s = req.spans[i];
-        fixed += _estimator->estimate_fixed(reinterpret_cast<const char*>(req.text) + s.off, s.len);
-    }
+    // Tokens: each text field is encoded on its own by the backend's tokenizer; one estimator
+    // pass covers them all (exactly the sum of per-field estimates).
+    for (uint32_t i = 0; i < req.span_count; ++i) _fields[i] = {req.spans[i].off, req.spans[i].len};
+    const uint64_t fixed =
+        _estimator->estimate_fields_fixed(reinterpret_cast<const char*>(req.text), _fields.get(), req.span_count);
     const uint64_t tokens_total = ((fixed + 128) >> 8) + req.prompt_token_ids;
     out.prompt_tokens = tokens_total > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(tokens_total);
 

@@ -38,6 +38,7 @@ class Scanner;
 namespace tlb::tokens {
 class Estimator;
 struct TextSpan;
+struct TextField;
 }  // namespace tlb::tokens
 namespace tlb::openai {
 class Extractor;
@@ -130,6 +131,7 @@ private:
     std::unique_ptr<uint8_t[]> _scratch;  // decoded text, model, user
     size_t _scratch_cap = 0;
     std::unique_ptr<tokens::TextSpan[]> _spans;  // prefix fingerprint input
+    std::unique_ptr<tokens::TextField[]> _fields;  // token estimate input
     char _msg[256] = {};
     bool _ready = false;
     uint64_t _requests = 0;

@@ -226,7 +226,17 @@ void BM_Stage_Extract(benchmark::State& state) {
         benchmark::DoNotOptimize(s.ex.extract(openai::Endpoint::CHAT_COMPLETIONS, b.data(), s.body.size(), b.size(),
                                               s.scratch.data(), s.scratch.size(), *s.r));
 }
+// As the understand step does it: one pass over all text fields (Estimator::estimate_fields_fixed).
 void BM_Stage_Estimate(benchmark::State& state) {
+    Stage s(static_cast<size_t>(state.range(0)));
+    const auto& est = fixture().est;
+    std::vector<tokens::TextField> f;
+    for (uint32_t i = 0; i < s.r->span_count; ++i) f.push_back({s.r->spans[i].off, s.r->spans[i].len});
+    for (auto _ : state)
+        benchmark::DoNotOptimize(est.estimate_fields_fixed(reinterpret_cast<const char*>(s.r->text), f.data(), f.size()));
+}
+// One estimator call per field (the same sum): shows what the one-pass form saves.
+void BM_Stage_EstimatePerField(benchmark::State& state) {
     Stage s(static_cast<size_t>(state.range(0)));
     const auto& est = fixture().est;
     for (auto _ : state) {
@@ -262,6 +272,7 @@ void BM_Stage_Prefix(benchmark::State& state) {
 BENCHMARK(BM_Stage_Framing)->Arg(4096);
 BENCHMARK(BM_Stage_Extract)->Arg(4096);
 BENCHMARK(BM_Stage_Estimate)->Arg(4096);
+BENCHMARK(BM_Stage_EstimatePerField)->Arg(4096);
 BENCHMARK(BM_Stage_EstimateOneCall)->Arg(4096)->Arg(65536);
 BENCHMARK(BM_Stage_Classify)->Arg(4096);
 BENCHMARK(BM_Stage_Prefix)->Arg(4096);

@@ -372,6 +372,62 @@ TEST(Memo, EveryIsaAndTheExplainPathGiveTheScalarEstimate) {
     EXPECT_GT(misses, 1000u);
 }
 
+// Fields of one buffer in one pass: exactly the sum of one estimate per field, for every ISA and
+// model kind, whatever the layout (lib/openai's '\n' separators take the one-pass path; spaces,
+// letters, overlapping or unordered fields fall back to a call per field).
+TEST(Fields, OnePassEqualsTheSumOfPerFieldEstimates) {
+    const Estimator memo = Estimator::from_toml(memo_toml());
+    const Estimator plain = Estimator::from_toml(tiny_toml(2.5));
+    const Estimator builtin = Estimator::builtin();
+    const char* seps[] = {"\n", "\n", "\n", "\n\n", "\x01", "\n ", "7", " ", "", "x", "\xe4\xb8\xad"};
+    std::mt19937 rng(2024);
+    for (int round = 0; round < 300; ++round) {
+        const size_t nf = 1 + rng() % 24;
+        const char* sep = seps[round % (sizeof seps / sizeof seps[0])];
+        std::string buf;
+        std::vector<TextField> f(nf);
+        for (size_t i = 0; i < nf; ++i) {
+            if (i) buf += sep;
+            const uint32_t kind = rng() % 10;
+            const size_t len = kind == 0 ? 0 : kind == 1 ? 1 + rng() % 4 : kind == 2 ? 4000 + rng() % 5000 : rng() % 700;
+            f[i].off = uint32_t(buf.size());
+            f[i].len = uint32_t(len);
+            buf += (round % 7 == 6) ? random_bytes(rng, len) : random_text(rng, len);
+        }
+        if (round % 11 == 10 && nf > 2) std::swap(f[0], f[1]);  // out of order
+        for (const Estimator* e : {&memo, &plain, &builtin}) {
+            uint64_t sum = 0;
+            for (const auto& x : f) sum += e->estimate_fixed(buf.data() + x.off, x.len);
+            ASSERT_EQ(e->estimate_fields_fixed(buf.data(), f.data(), f.size()), sum) << "round " << round;
+            for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+                if (!isa_supported(isa)) continue;
+                ASSERT_EQ(e->estimate_fields_fixed(buf.data(), f.data(), f.size(), isa), sum)
+                    << isa_name(isa) << " round " << round << " sep " << int(sep[0]);
+            }
+        }
+    }
+}
+
+TEST(Fields, ChatRequestFieldsAsTheExtractorLaysThemOut) {
+    const Estimator e = Estimator::from_toml(memo_toml());
+    const std::string parts[] = {"You are a helpful assistant.", " Hello there", "中文 text", "  indented\ncode();",
+                                 "", "42 is the answer", "Ünïcödé"};
+    std::string buf;
+    std::vector<TextField> f;
+    uint64_t sum = 0;
+    for (const auto& p : parts) {
+        if (!buf.empty()) buf += '\n';
+        f.push_back({uint32_t(buf.size()), uint32_t(p.size())});
+        buf += p;
+        sum += e.estimate_fixed(p.data(), p.size());
+    }
+    EXPECT_EQ(e.estimate_fields_fixed(buf.data(), f.data(), f.size()), sum);
+    // Not the same as one call over the joined text: each field has its own dummy prefix and
+    // the separators are not tokens of the prompt.
+    EXPECT_NE(e.estimate_fixed(buf.data(), buf.size()), sum);
+    EXPECT_EQ(e.estimate_fields_fixed(buf.data(), f.data(), 0), 0u);
+}
+
 TEST(Memo, KeysAreWholeSegmentsOfAtMost32Bytes) {
     // A 32-byte key is a hit; a longer segment whose first 32 bytes are that key is not, on every
     // ISA, at every distance from the end of the text.
@@ -421,11 +477,19 @@ TEST(Memo, NoHeapAllocationOnTheEstimatePath) {
     std::mt19937 rng(4);
     std::vector<std::string> texts;
     for (int i = 0; i < 30; ++i) texts.push_back(random_text(rng, size_t(rng() % 70000)));
+    std::string joined;  // fields as lib/openai lays them out
+    std::vector<TextField> fields;
+    for (const auto& s : texts) {
+        fields.push_back({uint32_t(joined.size()), uint32_t(s.size() % 5000)});
+        joined += s.substr(0, s.size() % 5000) + "\n";
+    }
     volatile uint64_t sink = 0;
     g_allocs = 0;
     g_count_allocs = true;
-    for (const auto& s : texts)
-        for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) sink = sink + e.estimate(s.data(), s.size(), isa);
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+        for (const auto& s : texts) sink = sink + e.estimate(s.data(), s.size(), isa);
+        sink = sink + e.estimate_fields_fixed(joined.data(), fields.data(), fields.size(), isa);
+    }
     g_count_allocs = false;
     EXPECT_EQ(g_allocs.load(), 0u);
 }

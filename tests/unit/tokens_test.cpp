@@ -318,7 +318,14 @@ std::string memo_toml() {
     }
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    std::string t = tiny_toml(2.0) + "\n[memo]\nkeys = [";
+    // Distinct miss costs per cell, so a wrong feature (case, length, space, type) on any path
+    // changes the sum.
+    std::string t = tiny_toml(2.0);
+    std::string arr;
+    for (size_t i = 0; i < MISS_SIZE; ++i) arr += (i ? ", " : "") + std::to_string(1.0 + double(i % 89) / 31.0);
+    const size_t a = t.find("miss = [");
+    t.replace(a, t.find(']', a) - a + 1, "miss = [" + arr + "]");
+    t += "\n[memo]\nkeys = [";
     std::string c = "cost256 = [";
     for (size_t i = 0; i < keys.size(); ++i) {
         std::string esc;

@@ -741,9 +741,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
         const uint8_t c0 = BYTE_CLASS[p[b]];
         bool hit = false;
         if (use_memo && l < MEMO_KEY_MAX && attaches_space(c0)) {
-            uint8_t key[64] = {' '};
-            std::memcpy(key + 1, text.at(b), 32);
-            const uint32_t cost = memo_probe_hash(m.memo, memo_hash(key, l + 1), hit);
+            const uint32_t cost = memo_probe_hash(m.memo, memo_hash_space(text.at(b), l + 1), hit);
             if (hit) {
                 total += cost;
                 if constexpr (EXPLAIN)

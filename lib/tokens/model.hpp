@@ -246,11 +246,12 @@ static inline uint64_t memo_finish(uint64_t s) {
     fp += fp == 0;
     return (y & 0xFFFFFFFF00000000ULL) | (fp << 4);
 }
-static inline uint64_t memo_hash(const uint8_t* q, size_t len) {
+// The same over key bytes in two registers (bytes 0-15, 16-31).
+static inline uint64_t memo_hash_v(__m128i a, __m128i b, size_t len) {
     const __m128i m0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(MEMO_MASK_WINDOW + 32 - len));
     const __m128i m1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(MEMO_MASK_WINDOW + 48 - len));
-    __m128i a = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), m0);
-    __m128i b = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), m1);
+    a = _mm_and_si128(a, m0);
+    b = _mm_and_si128(b, m1);
     a = _mm_add_epi32(a, _mm_setr_epi32(int(MEMO_A[0] + uint32_t(len)), int(MEMO_B[0]), int(MEMO_A[1]), int(MEMO_B[1])));
     b = _mm_add_epi32(b, _mm_setr_epi32(int(MEMO_A[2]), int(MEMO_B[2]), int(MEMO_A[3]), int(MEMO_B[3])));
     const __m128i pa = _mm_mul_epu32(a, _mm_srli_epi64(a, 32));
@@ -258,6 +259,18 @@ static inline uint64_t memo_hash(const uint8_t* q, size_t len) {
     __m128i s = _mm_add_epi64(pa, pb);
     s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
     return memo_finish(uint64_t(_mm_cvtsi128_si64(s)));
+}
+static inline uint64_t memo_hash(const uint8_t* q, size_t len) {
+    return memo_hash_v(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), len);
+}
+// Hash of ' ' followed by the first len - 1 bytes at q (the dummy-prefix key), built in registers.
+static inline uint64_t memo_hash_space(const uint8_t* q, size_t len) {
+    const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+    const __m128i a = _mm_or_si128(_mm_slli_si128(v0, 1), _mm_cvtsi32_si128(' '));
+    const __m128i b = _mm_or_si128(_mm_slli_si128(v1, 1), _mm_srli_si128(v0, 15));
+    return memo_hash_v(a, b, len);
 }
 static inline uint64_t memo_hash_str(const std::string& key) {
     uint8_t buf[32] = {};

@@ -1,6 +1,7 @@
 // Prefix fingerprint: chained block hashes over the decoded prompt with role separators.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -117,4 +118,40 @@ TEST(Prefix, LimitsAndEdgeCases) {
     EXPECT_EQ(a[0], b[0]);
     EXPECT_EQ(a[2], b[2]);
     EXPECT_NE(a[0], a[1]);  // identical block contents still chain to different hashes
+}
+
+// Every byte, its position and the block order count: changing one byte anywhere in block i, or
+// swapping two 16-byte pieces, changes hash i and every later one, never the earlier ones; all
+// hashes of distinct random prompts differ.
+TEST(Prefix, EveryBytePositionAndOrderCount) {
+    std::string text;
+    for (int i = 0; i < 2048; ++i) text += char('a' + (i * 7919) % 26);
+    const size_t block = 256;
+    const auto base = fp({{Role::User, text}}, block);
+    ASSERT_EQ(base.size(), (text.size() + 2) / block);
+    for (size_t pos = 0; pos < text.size(); pos += 37) {
+        std::string t = text;
+        t[pos] = char(t[pos] ^ 0x20);
+        const auto h = fp({{Role::User, t}}, block);
+        const size_t first_changed = (pos + 2) / block;  // the stream starts with 0xFF, role
+        for (size_t i = 0; i < h.size(); ++i) {
+            if (i < first_changed) EXPECT_EQ(h[i], base[i]) << pos << " " << i;
+            else EXPECT_NE(h[i], base[i]) << pos << " " << i;
+        }
+    }
+    std::string swapped = text;
+    std::swap_ranges(swapped.begin() + 30, swapped.begin() + 46, swapped.begin() + 94);  // 16-byte pieces
+    EXPECT_NE(fp({{Role::User, swapped}}, block)[0], base[0]);
+    std::vector<uint64_t> all;
+    uint64_t x = 88172645463325252ULL;
+    for (int k = 0; k < 200; ++k) {
+        std::string t;
+        for (int i = 0; i < 300; ++i) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            t += char(' ' + x % 90);
+        }
+        for (uint64_t h : fp({{Role::User, t}}, 64)) all.push_back(h);
+    }
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
 }

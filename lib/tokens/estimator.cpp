@@ -669,7 +669,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
     uint64_t starts[CHUNK / 64];
     // bnds[0] = pending segment start, bnds[1..ns] = segment ends. Miss lists get slack for the
     // eight-lane stores of the SIMD memo pass.
-    uint32_t bnds[CHUNK + 18], miss_b[CHUNK + 10], miss_e[CHUNK + 10];
+    uint32_t bnds[CHUNK + 40], miss_b[CHUNK + 10], miss_e[CHUNK + 10];
     uint64_t total = 0;
     uint64_t field_segments = 0;  // segments of field fi so far
     size_t fi = 0;                // field of the segments being priced

@@ -130,7 +130,7 @@ bool memo_avx512_supported() noexcept;  // AVX-512 F/BW/DQ/VL/VBMI
 uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
                    uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);  // AVX2
 // Offsets (base + bit index) of the set bits of starts[0..words), in order; returns the count and
-// may write 16 entries past it. Used with memo_avx512.
+// may write 32 entries past it. Used with memo_avx512.
 uint32_t flatten_avx512(const uint64_t* starts, size_t words, uint32_t base, uint32_t* out);
 
 struct Kernels {

@@ -28,9 +28,10 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
                                            0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8,
                                            8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
     // 16-bit word 0 of each 64-bit lane to its four words.
-    const __m512i rep_w0 = _mm512_set_epi8(9, 8, 9, 8, 9, 8, 9, 8, 1, 0, 1, 0, 1, 0, 1, 0, 9, 8, 9, 8, 9, 8, 9, 8, 1, 0,
-                                           1, 0, 1, 0, 1, 0, 9, 8, 9, 8, 9, 8, 9, 8, 1, 0, 1, 0, 1, 0, 1, 0, 9, 8, 9, 8, 9,
-                                           8, 9, 8, 1, 0, 1, 0, 1, 0, 1, 0);
+    // 16-bit word 1 of each 64-bit lane to its four words.
+    const __m512i rep_w1 = _mm512_set_epi8(11, 10, 11, 10, 11, 10, 11, 10, 3, 2, 3, 2, 3, 2, 3, 2, 11, 10, 11, 10, 11, 10,
+                                           11, 10, 3, 2, 3, 2, 3, 2, 3, 2, 11, 10, 11, 10, 11, 10, 11, 10, 3, 2, 3, 2, 3, 2,
+                                           3, 2, 11, 10, 11, 10, 11, 10, 11, 10, 3, 2, 3, 2, 3, 2, 3, 2);
     __m512i key[4];
     for (int w = 0; w < 4; ++w)
         key[w] = _mm512_set1_epi64(int64_t(uint64_t(MEMO_A[w]) | (uint64_t(MEMO_B[w]) << 32)));
@@ -39,8 +40,7 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     const __m512i c_v = _mm512_set1_epi64(MEMO_C);
     const __m512i m_v = _mm512_set1_epi64(MEMO_M);
     const __m512i bmask = _mm512_set1_epi64(mt.bucket_mask);
-    const __m512i fpmask = _mm512_set1_epi64(0xFFF);
-    const __m512i one = _mm512_set1_epi64(1);
+    const __m512i fp_min = _mm512_set1_epi16(0x10);
     const __m512i ent_fp = _mm512_set1_epi16(short(0xFFF0));
     const __m512i ent_cost = _mm512_set1_epi16(15);
     const __m256i max_len = _mm256_set1_epi32(int(MEMO_KEY_MAX));
@@ -92,9 +92,9 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
         const __m512i x = _mm512_xor_si512(_mm512_xor_si512(s, _mm512_srli_epi64(s, 32)), c_v);
         const __m512i y = _mm512_mul_epu32(x, m_v);
         const __m512i bucket = _mm512_and_si512(_mm512_srli_epi64(y, 32), bmask);
-        __m512i fp = _mm512_and_si512(_mm512_srli_epi64(y, 20), fpmask);
-        fp = _mm512_slli_epi64(_mm512_max_epu64(fp, one), 4);
-        const __m512i fp4 = _mm512_shuffle_epi8(fp, rep_w0);
+        // memo_finish's fingerprint << 4 is bits 16..31 of y with the low nibble cleared (0 -> 0x10):
+        // taken as a 16-bit word, replicated to the lane's four words.
+        const __m512i fp4 = _mm512_max_epu16(_mm512_and_si512(_mm512_shuffle_epi8(y, rep_w1), ent_fp), fp_min);
         const __m512i bk = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), valid, bucket, table, 8);
         const __mmask32 eq = _mm512_cmpeq_epi16_mask(_mm512_and_si512(bk, ent_fp), fp4);
         const __m512i eqv = _mm512_movm_epi16(eq);

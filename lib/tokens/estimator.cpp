@@ -576,6 +576,32 @@ struct Pricer {
         return true;
     }
 
+    // Memo miss that is a word of ASCII and two-byte characters (accented Latin, Greek, Cyrillic)
+    // of at most 32 bytes after an optional leading space, every character a single piece:
+    // priced as segment<false>(b, e, false) would (the word() path through two_byte_all_known),
+    // without the class switch and the unused key hash. False: not such a segment, nothing done.
+    __attribute__((always_inline)) bool two_byte_word_miss(size_t b, size_t e) const {
+        const uint8_t* q0 = t.at(b);
+        const uint32_t sp = q0[0] == ' ';
+        const size_t len = e - b - sp;
+        if (len == 0 || len > 32) return false;
+        const uint8_t* q = t.at(b + sp);
+        const uint8_t c = BYTE_CLASS[q[0]];
+        if (c != BC_LATIN && c != BC_PUNCT && c != BC_CYR && c != BC_GREEK && c != BC_OTHER) return false;
+        WordFeat f;
+        load_feat(q, len, f);
+        if (!f.high || !two_byte_all_known(q, len, f)) return false;
+        const int type = word_type(c);
+        const uint32_t cps = uint32_t(len) - popcnt32(f.cont);
+        const uint32_t up2 = upper2(q, len);
+        const uint32_t n_upper = popcnt32(f.upper | up2);
+        const bool first_upper = q[0] < 0x80 ? (f.upper & 1) : ((up2 >> 1) & 1);
+        const int cs = type == 1 ? 0 : case_class(n_upper, first_upper, cps) + 4;
+        ++n_miss[type];
+        miss_sum[type] += miss(type, int(sp), cs, 0, cps);
+        return true;
+    }
+
     template <bool EXPLAIN>
     __attribute__((always_inline)) uint32_t segment(size_t b, size_t e, bool first, SegmentInfo* info) const {
         const uint8_t c0 = BYTE_CLASS[t.p[b]];
@@ -703,7 +729,8 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
             if (k.memo) {
                 total += k.memo(m.memo, p, n, bnds + i, j - i, miss_b, miss_e, &nm);
                 for (uint32_t q = 0; q < nm; ++q)
-                    if (!pr.ascii_word_miss(miss_b[q], miss_e[q])) price(miss_b[q], miss_e[q], false);
+                    if (!pr.ascii_word_miss(miss_b[q], miss_e[q]) && !pr.two_byte_word_miss(miss_b[q], miss_e[q]))
+                        price(miss_b[q], miss_e[q], false);
                 return;
             }
         }
@@ -732,7 +759,8 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
         }
         if constexpr (!EXPLAIN)
             for (uint32_t q = 0; q < nm; ++q)
-                if (!pr.ascii_word_miss(miss_b[q], miss_e[q])) price(miss_b[q], miss_e[q], false);
+                if (!pr.ascii_word_miss(miss_b[q], miss_e[q]) && !pr.two_byte_word_miss(miss_b[q], miss_e[q]))
+                    price(miss_b[q], miss_e[q], false);
     };
     // A field's first segment: the tokenizer sees "▁" + segment.
     auto first_segment = [&](size_t b, size_t e) {

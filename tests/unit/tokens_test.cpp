@@ -325,6 +325,23 @@ std::string memo_toml() {
     for (size_t i = 0; i < MISS_SIZE; ++i) arr += (i ? ", " : "") + std::to_string(1.0 + double(i % 89) / 31.0);
     const size_t a = t.find("miss = [");
     t.replace(a, t.find(']', a) - a + 1, "miss = [" + arr + "]");
+    // Accented Latin, Greek and Cyrillic letters as single pieces (but not U+00E9 'é' and U+0451
+    // 'ё'), so words of two-byte characters take both the all-known and the byte-fallback paths.
+    std::string letters;
+    auto add_range = [&](uint32_t lo, uint32_t hi) {
+        for (uint32_t cp = lo; cp <= hi; ++cp) {
+            if (cp == 0xE9 || cp == 0x451 || cp == 0xD7 || cp == 0xF7) continue;
+            letters += ", \"";
+            letters += char(0xC0 | (cp >> 6));
+            letters += char(0x80 | (cp & 0x3F));
+            letters += "\"";
+        }
+    };
+    add_range(0xC0, 0xFF);
+    add_range(0x391, 0x3C9);
+    add_range(0x400, 0x45F);
+    const std::string last = "\"д\", \"а\"]";
+    t.replace(t.find(last), last.size(), "\"д\", \"а\"" + letters + "]");
     t += "\n[memo]\nkeys = [";
     std::string c = "cost256 = [";
     for (size_t i = 0; i < keys.size(); ++i) {

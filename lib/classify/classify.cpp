@@ -155,7 +155,75 @@ bool Classifier::compile(std::string* error) {
             return false;
         }
         _pre_bits.push_back(r.bit);
+        _pre_mask |= TagSet{1} << r.bit;
     }
+    // Gates. Every distinct needs= list (items sorted, so the order written does not matter) is one
+    // database; its single-byte items get one bit of the gate table, its two-byte items two adjacent
+    // bits (first bytes, second bytes). needs_run= rules share one database.
+    struct List {
+        std::vector<std::string> items;
+        uint64_t open = 0;  // ScriptCounts::gates facts that open it
+    };
+    std::vector<List> lists;
+    uint32_t bits = 0;
+    bool runs = false;
+    for (Rule& r : _rules) {
+        if (r.needs_run) runs = true;
+        if (r.needs.empty()) continue;
+        std::vector<std::string> items = r.needs;
+        std::sort(items.begin(), items.end());
+        items.erase(std::unique(items.begin(), items.end()), items.end());
+        size_t k = 0;
+        while (k < lists.size() && lists[k].items != items) ++k;
+        if (k == lists.size()) {
+            List l;
+            l.items = items;
+            const bool single = std::any_of(items.begin(), items.end(), [](const std::string& it) { return it.size() == 1; });
+            const bool pair = std::any_of(items.begin(), items.end(), [](const std::string& it) { return it.size() == 2; });
+            if (bits + (single ? 1 : 0) + (pair ? 2 : 0) > GATE_BITS) {
+                set(error, r.file + ":" + std::to_string(r.line) + ": needs= lists need more than " +
+                               std::to_string(GATE_BITS) +
+                               " gate bits (each distinct list: 1 for its single bytes, 2 for its two-byte items)");
+                return false;
+            }
+            if (single) {
+                const uint8_t bit = static_cast<uint8_t>(1u << bits++);
+                for (const std::string& it : items)
+                    if (it.size() == 1) _gate_table.cls[static_cast<uint8_t>(it[0])] |= bit;
+                _gate_table.singles |= bit;
+                l.open |= bit;
+            }
+            if (pair) {
+                const uint8_t first = static_cast<uint8_t>(1u << bits), second = static_cast<uint8_t>(1u << (bits + 1));
+                bits += 2;
+                for (const std::string& it : items) {
+                    if (it.size() != 2) continue;
+                    _gate_table.cls[static_cast<uint8_t>(it[0])] |= first;
+                    _gate_table.cls[static_cast<uint8_t>(it[1])] |= second;
+                }
+                _gate_table.seconds |= second;
+                l.open |= second;
+            }
+            lists.push_back(std::move(l));
+        }
+        r.gate = static_cast<uint32_t>(k + 1);
+    }
+    _use_gates = !lists.empty() || runs;
+    _gate_table.runs = runs;
+    _gate_table.finish();
+    auto gate_open = [&](const Rule& r) -> uint64_t {
+        return r.gate ? lists[r.gate - 1].open : r.needs_run ? GATE_RUN : 0;
+    };
+    // The prescan is scanned when one of its rules' gates is open, always if one has no gate.
+    bool ungated_prescan = false;
+    for (const Rule& r : _rules) {
+        if (!r.prescan) continue;
+        const uint64_t o = gate_open(r);
+        _pre_open |= o;
+        if (!o) ungated_prescan = true;
+    }
+    _pre_always = ungated_prescan;
+
     std::vector<size_t> expr_rule;
     for (size_t i = 0; i < _rules.size(); ++i) {
         const Rule& r = _rules[i];
@@ -234,23 +302,64 @@ bool Classifier::compile(std::string* error) {
         }
         return true;
     };
+    // Prose mode: the main rules are those neither prescan nor behind a gate. Code-dense text (split
+    // mode) keeps the gated rules in its shared databases: there the gate bytes (\\ $ ( = ...) are
+    // common, and one shared pass is cheaper than several gated ones.
+    auto main_rule = [](const Rule& r) {
+        return !r.prescan && !r.needs_digits && r.needs.empty() && !r.needs_run;
+    };
+    auto split_rule = [](const Rule& r) { return !r.prescan && !r.needs_digits; };
     if (!build([](const Rule& r) { return r.prescan; }, _db_pre)) return false;
     if (!build([](const Rule& r) { return r.needs_digits != 0; }, _db_digits)) return false;
-    for (size_t g = 0; g < _groups.size(); ++g) {
-        const uint32_t gid = static_cast<uint32_t>(g + 1);
-        if (!build([gid](const Rule& r) { return !r.prescan && !r.needs_digits && r.group == gid; }, _groups[g].db))
-            return false;
+    for (size_t k = 0; k < lists.size(); ++k) {
+        Gated g;
+        g.open = lists[k].open;
+        const uint32_t gate = static_cast<uint32_t>(k + 1);
+        for (const Rule& r : _rules)
+            if (!r.prescan && r.gate == gate) g.mask |= TagSet{1} << r.bit;
+        if (!build([gate](const Rule& r) { return !r.prescan && r.gate == gate; }, g.db)) return false;
+        if (g.db) _gated.push_back(g);
     }
-    _variants.resize(size_t{1} << _pre_bits.size());
-    for (size_t v = 0; v < _variants.size(); ++v) {
-        TagSet decided = 0;
-        for (size_t k = 0; k < _pre_bits.size(); ++k)
-            if (v >> k & 1) decided |= TagSet{1} << _pre_bits[k];
-        auto main_rule = [decided](const Rule& r) {
-            return !r.prescan && !r.needs_digits && !(decided >> r.bit & 1);
-        };
-        if (!build([&](const Rule& r) { return main_rule(r) && r.group == 0; }, _variants[v].db)) return false;
-        if (!_groups.empty() && !build(main_rule, _variants[v].db_all)) return false;
+    if (runs) {
+        Gated g;
+        g.open = GATE_RUN;
+        for (const Rule& r : _rules)
+            if (!r.prescan && r.needs_run) g.mask |= TagSet{1} << r.bit;
+        if (!build([](const Rule& r) { return !r.prescan && r.needs_run != 0; }, g.db)) return false;
+        if (g.db) _gated.push_back(g);
+    }
+    // Prose mode without an open prescan: one database of all main rules.
+    if (!build(main_rule, _db_main)) return false;
+    // Split mode (only with @early_exit files): per subset v of decided prescan tags, the shared
+    // rules without those tags' rules; each @early_exit file's rules in its own database.
+    if (!_groups.empty()) {
+        for (size_t gi = 0; gi < _groups.size(); ++gi) {
+            const uint32_t gid = static_cast<uint32_t>(gi + 1);
+            if (!build([&](const Rule& r) { return split_rule(r) && r.group == gid; }, _groups[gi].db)) return false;
+        }
+        _variants.resize(size_t{1} << _pre_bits.size());
+        for (size_t v = 0; v < _variants.size(); ++v) {
+            TagSet decided = 0;
+            for (size_t k = 0; k < _pre_bits.size(); ++k)
+                if (v >> k & 1) decided |= TagSet{1} << _pre_bits[k];
+            if (!build([&](const Rule& r) { return split_rule(r) && r.group == 0 && !(decided >> r.bit & 1); },
+                       _variants[v]))
+                return false;
+        }
+    }
+    // Prose mode with the prescan open: prescan + main rules of the other tags in one database, and
+    // per subset u of prescan tags that did not fire, those tags' main rules.
+    if (_db_pre) {
+        const TagSet pre = _pre_mask;
+        if (!build([&](const Rule& r) { return r.prescan || (main_rule(r) && !(pre >> r.bit & 1)); }, _db_merged))
+            return false;
+        _rem.assign(size_t{1} << _pre_bits.size(), nullptr);
+        for (size_t u = 1; u < _rem.size(); ++u) {
+            TagSet open = 0;
+            for (size_t k = 0; k < _pre_bits.size(); ++k)
+                if (u >> k & 1) open |= TagSet{1} << _pre_bits[k];
+            if (!build([&](const Rule& r) { return main_rule(r) && (open >> r.bit & 1); }, _rem[u])) return false;
+        }
     }
     return true;
 }
@@ -258,12 +367,16 @@ bool Classifier::compile(std::string* error) {
 Classifier::~Classifier() {
     if (_proto) hs_free_scratch(_proto);
     if (_db_pre) hs_free_database(_db_pre);
-    for (auto& v : _variants) {
-        if (v.db) hs_free_database(v.db);
-        if (v.db_all) hs_free_database(v.db_all);
-    }
+    for (hs_database* db : _variants)
+        if (db) hs_free_database(db);
+    if (_db_main) hs_free_database(_db_main);
     if (_db_digits) hs_free_database(_db_digits);
     for (auto& g : _groups)
+        if (g.db) hs_free_database(g.db);
+    if (_db_merged) hs_free_database(_db_merged);
+    for (hs_database* db : _rem)
+        if (db) hs_free_database(db);
+    for (auto& g : _gated)
         if (g.db) hs_free_database(g.db);
 }
 
@@ -295,12 +408,13 @@ size_t Classifier::database_bytes() const noexcept {
         if (db && hs_database_size(db, &k) == HS_SUCCESS) total += k;
     };
     add(_db_pre);
-    for (const auto& v : _variants) {
-        add(v.db);
-        add(v.db_all);
-    }
+    for (const hs_database* db : _variants) add(db);
+    add(_db_main);
     add(_db_digits);
     for (const auto& g : _groups) add(g.db);
+    add(_db_merged);
+    for (const hs_database* db : _rem) add(db);
+    for (const auto& g : _gated) add(g.db);
     return total;
 }
 
@@ -347,40 +461,65 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
     _pre_tags = 0;
     _scripts = ScriptCounts{};
     _split = false;
+    _merged = false;
+    _passes = 0;
     if (!_ok) {
         ++_errors;
         return 0;
     }
     std::fill(_counts.begin(), _counts.end(), 0u);
     const Classifier& c = *_c;
-    // The SIMD pass first: script rules need its counts, the digit-gated database is scanned only
-    // when some 33-byte stretch can hold enough digits, and the punctuation density picks the
-    // @early_exit mode.
-    if (!c._script_rules.empty() || c._db_digits || !c._groups.empty())
+    // The SIMD pass first: script rules need its counts, the gated databases (needs=, needs_run=,
+    // needs_digits=) are scanned only when it saw their facts, and the punctuation density picks
+    // the @early_exit mode.
+    if (!c._script_rules.empty() || c._db_digits || !c._groups.empty() || c._use_gates) {
+        const GateTable* gt = c.gate_table();
         for (size_t i = 0; i < n; ++i)
-            count_scripts(reinterpret_cast<const uint8_t*>(spans[i].data()), spans[i].size(), _scripts);
-    // Prescan: cheap decisive rules; the tags they set select a main database without those tags.
-    if (c._db_pre)
-        for (size_t i = 0; i < n; ++i) scan_db(c._db_pre, spans[i].data(), spans[i].size(), 0);
-    size_t v = 0;
-    for (size_t k = 0; k < c._pre_bits.size(); ++k)
-        if (_tags >> c._pre_bits[k] & 1) v |= size_t{1} << k;
-    _pre_tags = _tags;
-    if (!c._variants.empty()) {
-        const Classifier::Variant& var = c._variants[v];
-        // Code-dense text: @early_exit files in their own databases, which stop at their first
-        // decisive match; otherwise one database for all (one literal-matcher pass).
-        const bool split = var.db_all && _scripts.punct * 1000 >= EARLY_EXIT_PUNCT_PERMILLE * _scripts.bytes;
-        _split = split;
+            count_scripts(reinterpret_cast<const uint8_t*>(spans[i].data()), spans[i].size(), _scripts, gt);
+    }
+    // Code-dense text: @early_exit files in their own databases, which stop at their first decisive
+    // match; otherwise one database for all (one literal-matcher pass).
+    const bool split = !c._groups.empty() && _scripts.punct * 1000 >= EARLY_EXIT_PUNCT_PERMILLE * _scripts.bytes;
+    _split = split;
+    const bool pre = c._db_pre && (c._pre_always || (_scripts.gates & c._pre_open));
+    if (split) {
+        // Prescan: cheap decisive rules; the tags they set select a shared database without those
+        // tags' rules. Then each @early_exit file's database, stopping once its tags are all set.
+        if (pre)
+            for (size_t i = 0; i < n; ++i) scan_db(c._db_pre, spans[i].data(), spans[i].size(), 0);
+        size_t v = 0;
+        for (size_t k = 0; k < c._pre_bits.size(); ++k)
+            if (_tags >> c._pre_bits[k] & 1) v |= size_t{1} << k;
+        _pre_tags = _tags;
         for (size_t i = 0; i < n; ++i) {
-            if (var.db_all && !split) {
-                scan_db(var.db_all, spans[i].data(), spans[i].size(), 0);
-            } else {
-                if (var.db) scan_db(var.db, spans[i].data(), spans[i].size(), 0);
-                for (const auto& g : c._groups)
-                    if (g.db && (_tags & g.mask) != g.mask) scan_db(g.db, spans[i].data(), spans[i].size(), g.mask);
-            }
+            if (c._variants[v]) scan_db(c._variants[v], spans[i].data(), spans[i].size(), 0);
+            for (const auto& g : c._groups)
+                if (g.db && (_tags & g.mask) != g.mask) scan_db(g.db, spans[i].data(), spans[i].size(), g.mask);
         }
+    } else {
+        if (pre) {
+            // Prescan and main rules in one pass; the prescan tags that did not fire then scan their
+            // own main rules, stopping once all of them are set.
+            _merged = true;
+            for (size_t i = 0; i < n; ++i) scan_db(c._db_merged, spans[i].data(), spans[i].size(), 0);
+            _pre_tags = _tags & c._pre_mask;
+            size_t u = 0;
+            TagSet open = 0;
+            for (size_t k = 0; k < c._pre_bits.size(); ++k)
+                if (!(_tags >> c._pre_bits[k] & 1)) {
+                    u |= size_t{1} << k;
+                    open |= TagSet{1} << c._pre_bits[k];
+                }
+            if (u && c._rem[u])
+                for (size_t i = 0; i < n && (_tags & open) != open; ++i)
+                    scan_db(c._rem[u], spans[i].data(), spans[i].size(), open);
+        } else if (c._db_main) {
+            for (size_t i = 0; i < n; ++i) scan_db(c._db_main, spans[i].data(), spans[i].size(), 0);
+        }
+        // Gated databases whose facts the SIMD pass saw (prose mode only; see compile()).
+        for (const auto& g : c._gated)
+            if ((_scripts.gates & g.open) && (_tags & g.mask) != g.mask)
+                for (size_t i = 0; i < n; ++i) scan_db(g.db, spans[i].data(), spans[i].size(), 0);
     }
     if (c._db_digits && _scripts.digit_window >= c._digits_gate && (_tags & c._digits_mask) != c._digits_mask)
         for (size_t i = 0; i < n; ++i) scan_db(c._db_digits, spans[i].data(), spans[i].size(), 0);
@@ -397,6 +536,7 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
 
 void Scanner::scan_db(const hs_database* db, const char* p, size_t len, TagSet stop_mask) noexcept {
     _stop = stop_mask;
+    ++_passes;
     // hs_scan takes an unsigned int length; texts are bounded by the body limit (MBs), but a
     // longer span is scanned in pieces rather than truncated silently.
     while (len > 0) {

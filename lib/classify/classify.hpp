@@ -3,30 +3,45 @@
 //
 // Decisions (docs/classify.md has the long form and the rule-file format):
 //  * Rules live in conf/rules/*.rules, one rule per line: `tag  /pattern/flags  [key=value ...]`
-//    or `tag  script:<name>  min_fraction=F`. Every regex rule of every file is compiled once at
-//    start-up into ONE Hyperscan block-mode database (one pass over the text finds all rules of all
-//    tags; Hyperscan shares literal prefilters across patterns, which is where its speed comes
-//    from — Suricata and Snort's Hyperscan MPM do the same). Tag names get bit indices in order of
-//    first appearance (files sorted by name); consumers map names, never hard-code bits.
+//    or `tag  script:<name>  min_fraction=F`. The regex rules of all files are compiled once at
+//    start-up into a few Hyperscan block-mode databases; one pass over the text finds all the
+//    ungated rules of all tags (Hyperscan shares literal prefilters across patterns, which is where
+//    its speed comes from — Suricata and Snort's Hyperscan MPM do the same). Tag names get bit
+//    indices in order of first appearance (files sorted by name); consumers map names, never bits.
 //  * Block mode, one hs_scan per text span (not HS_MODE_VECTORED): a match must never join the end
 //    of one message and the start of the next (a "card number" made of two messages' digits), and
 //    confirm= checks (Luhn, IBAN mod-97) need the matched bytes in one buffer. The data plane's text
 //    is one contiguous run with pieces separated by '\n' (lib/openai), so it is one span and one
-//    hs_scan per request anyway.
+//    hs_scan per database per request anyway.
 //  * Counting rules (min_count=N) count matches in the callback; rules that fire on their first
 //    match are compiled with HS_FLAG_SINGLEMATCH so Hyperscan stops reporting them. Confirmed rules
 //    (confirm=luhn|iban) are compiled with HS_FLAG_SOM_LEFTMOST so the callback knows where the
 //    match starts and can check the digits; a failed check is not a match.
-//  * prescan=yes rules (the Markdown fences, the e-mail rule) are scanned first in a small database;
-//    a tag they set selects a main database compiled without that tag's other rules (one variant
-//    per subset of prescan tags, built at start-up). Code-with-a-fence then skips every code rule,
-//    about half of the main scan's cost. Tags are unchanged (tested against the same rules
-//    without prescan).
-//  * "Heavy" script tags (cjk, cyrillic) are NOT regexes: a per-character Hyperscan match on a 64 KB
-//    Chinese prompt would be ~20k callbacks. A SIMD pass (AVX-512 BW, AVX2, scalar reference, chosen at
-//    start-up) counts UTF-8 lead bytes per script instead (AVX-512 BW, AVX2 or scalar, chosen at start-up), and the tag is set when the script's code
-//    points are at least min_fraction of the text's letters (ASCII alphanumerics + non-ASCII code
-//    points). The pass runs only when some rule uses it.
+//  * One SIMD pass over the text comes first (AVX-512 VBMI+GFNI+BITALG, AVX2, scalar reference,
+//    chosen at start-up). Every byte goes through a 256-entry class table; it counts UTF-8 lead
+//    bytes per script (cjk, cyrillic, ... are counted, not matched: a per-character regex on a 64 KB
+//    Chinese prompt would be ~20k callbacks; a script tag is set when its code points are at least
+//    min_fraction of the letters), digits (densest 64-byte window: needs_digits= gate), code
+//    punctuation (picks the scan mode) and the gate facts below.
+//  * Gates: a rule may state which text it can possibly match — needs=ITEM,... (one of a few bytes
+//    or two-byte strings is in every match: \ or $ for LaTeX, @ for e-mail, `) ` for `f(x) = `) or
+//    needs_run=N (every match holds N >= 15 consecutive [A-Za-z0-9_.-]: API keys). Such rules go to
+//    small databases (one per distinct needs= list, one for needs_run=) that are scanned only when
+//    the SIMD pass saw the fact; a gated prescan rule skips the prescan. Prose then leaves out the
+//    LaTeX, symbol, e-mail and secrets literals, which together were ~60% of the shared pass. Tags
+//    are unchanged (tested against the same rules without gates); the author of a gate guarantees
+//    it, so the tests check every default gate on texts at its edge.
+//  * prescan=yes rules (the Markdown fences) are decisive: a tag they set drops that tag's other
+//    rules. Two scan modes, by the punctuation density:
+//    - prose mode: with the prescan open, ONE database holds the prescan rules and the main
+//      (ungated) rules of all other tags; a prescan tag that did not fire then scans its own main
+//      rules in a database of just those, stopping once set. Closed: one database of all main rules.
+//      Then the open gated databases. A fenced prompt is one literal-matcher pass.
+//    - code-dense mode (some file has @early_exit): the prescan first, in its own database; the tags
+//      it set select a shared database compiled without their rules (one variant per subset of
+//      prescan tags); each @early_exit file's rules in their own database, which stops once its
+//      tags are all set. Gated rules stay in these databases: in code their gate bytes are common
+//      and one shared pass is cheaper than several gated ones.
 //  * Worker path: Scanner::scan() is noexcept, allocates nothing (scratch cloned with
 //    hs_clone_scratch and the per-rule counters are sized at construction), takes no locks.
 //    A Hyperscan error is counted (Scanner::errors()) and the tags found so far are returned.
@@ -49,11 +64,21 @@ constexpr uint32_t MAX_TAGS = 64;
 constexpr uint32_t MAX_TAG_NAME = 47;  // scoreboard NAME_LEN - 1
 constexpr uint32_t MAX_RULES = 4096;
 // Texts with at least this many { } ( ) ; = per thousand bytes scan @early_exit files in their own
-// databases (stopping once their tags are set); sparser texts use one database for everything,
+// databases (stopping once their tags are set); sparser texts use prose mode (one shared pass),
 // because every extra database is one more literal-matcher pass over the text.
 constexpr uint32_t EARLY_EXIT_PUNCT_PERMILLE = 15;
 // Distinct tags that prescan=yes rules may set (each doubles the number of main databases).
 constexpr uint32_t MAX_PRESCAN_TAGS = 3;
+// Gate facts (ScriptCounts::gates) use the bits of the gate table (GateTable::cls): a needs= list's
+// single-byte items are one bit (set when one of them occurs), its two-byte items a pair of adjacent
+// bits k, k+1 (k on their first bytes, k+1 on their second bytes; fact k+1 is set when a byte with
+// bit k is followed by one with bit k+1 — first and second bytes of different items of the same list
+// also count). Bits are given to the lists in order of first appearance; at most GATE_BITS.
+// GATE_RUN: a run of RUN_GATE_LEN or more bytes of [A-Za-z0-9_.-] occurs (needs_run=).
+constexpr uint32_t GATE_BITS = 7;
+constexpr uint64_t GATE_RUN = uint64_t{1} << 7;
+constexpr uint32_t RUN_GATE_LEN = 15;
+constexpr uint32_t MAX_NEEDS_ITEMS = 16;  // items of one needs= list
 
 enum class Confirm : uint8_t { NONE = 0, LUHN, IBAN };
 
@@ -75,26 +100,53 @@ struct ScriptCounts {
     uint64_t digit_window = 0;
     uint64_t punct = 0;        // { } ( ) ; = (code-like density: picks the @early_exit scan mode)
     uint64_t bytes = 0;
+    uint64_t gates = 0;        // GATE_* facts seen (only when the pass was given a GateTable)
     uint64_t of(Script s) const noexcept;
     bool operator==(const ScriptCounts&) const = default;
 };
 
-// Adds the counts of p[0..n) to acc with the kernel chosen at start-up (AVX-512 BW, else AVX2,
-// else scalar).
-void count_scripts(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
+// Per-byte gate classes for the SIMD pass, built from the rules at load time.
+constexpr uint8_t GT_TOKEN = 1u << 7;  // [A-Za-z0-9_.-], set by finish() when runs
+struct GateTable {
+    alignas(64) uint8_t cls[256] = {};  // needs= bits (see GATE_BITS); fill them, set the masks, finish()
+    uint8_t singles = 0;                // bits of single-byte items
+    uint8_t seconds = 0;                // bits of the second bytes of two-byte items (first: bit - 1)
+    bool runs = false;                  // compute GATE_RUN
+    // Set by finish() for the AVX2 kernel: per kind k (0: single-byte items, 1: first bytes, 2: second
+    // bytes) an over-approximation by nibbles, lo_nib[k][b & 15] & hi_nib[k][b >> 4] != 0 when byte b
+    // may be of that kind (bit = high nibble mod 8). Only bytes that may be a single, or may be a
+    // second after a byte that may be a first, are then looked up in cls.
+    uint8_t lo_nib[3][16] = {};
+    uint8_t hi_nib[3][16] = {};
+    void finish() noexcept;
+};
+
+// Adds the counts of p[0..n) to acc with the kernel chosen at start-up (AVX-512 VBMI+GFNI+BITALG,
+// else AVX2, else scalar); with a gate table, ORs the gate facts of p[0..n) into acc.gates (pairs and
+// runs never join two calls: each call is one span).
+void count_scripts(const uint8_t* p, size_t n, ScriptCounts& acc, const GateTable* gates = nullptr) noexcept;
 // The scalar reference, and the AVX2 / AVX-512 kernels (callers check avx2_supported() /
 // avx512_supported()); tests compare them.
-void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
-// Internal pieces shared by the kernels: counts without digit_window, and one window step.
+void count_scripts_scalar(const uint8_t* p, size_t n, ScriptCounts& acc, const GateTable* gates = nullptr) noexcept;
+void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc, const GateTable* gates = nullptr) noexcept;
+void count_scripts_avx512(const uint8_t* p, size_t n, ScriptCounts& acc, const GateTable* gates = nullptr) noexcept;
+// Internal pieces shared by the kernels: the byte -> count-class table (SCRIPT_* bits), counts
+// without digit_window and gates, the scalar gate facts of p[0..n) given the gate class of the byte
+// before p[0] and the token run ending there (both updated), and one digit-window step.
+enum : uint8_t {
+    SCRIPT_CP = 1, SCRIPT_LETTER = 2, SCRIPT_CYR = 4, SCRIPT_GREEK = 8,
+    SCRIPT_ARABIC = 16, SCRIPT_CJK = 32, SCRIPT_DIGIT = 64, SCRIPT_PUNCT = 128,
+};
+const uint8_t* script_class_table() noexcept;  // 256 entries, 64-byte aligned
 void count_scripts_scalar_flat(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
+uint64_t gate_facts_scalar(const uint8_t* p, size_t n, const GateTable& gt, uint8_t& prev_cls,
+                           uint32_t& run) noexcept;
 void digit_window_step(uint32_t block_digits, uint32_t& prev, uint64_t& best) noexcept;
-// acc += part for every count but digit_window (kernels keep counts in locals and add them once;
-// defined out of line in the baseline file, so no kernel-flagged copy of it exists).
+// acc += part for every count but digit_window and gates (kernels keep counts in locals and add them
+// once; defined out of line in the baseline file, so no kernel-flagged copy of it exists).
 void add_counts(ScriptCounts& acc, const ScriptCounts& part) noexcept;
-void count_scripts_avx2(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
-void count_scripts_avx512(const uint8_t* p, size_t n, ScriptCounts& acc) noexcept;
 bool avx2_supported() noexcept;
-bool avx512_supported() noexcept;           // AVX-512 F + BW
+bool avx512_supported() noexcept;           // AVX-512 F, BW, VBMI, VBMI2, VPOPCNTDQ, BITALG + GFNI
 const char* script_kernel_name() noexcept;  // "avx512", "avx2" or "scalar"
 
 // Check helpers used by confirm=; exposed for tests. They skip spaces and '-' between digits.
@@ -115,7 +167,10 @@ struct Rule {
     double min_fraction = 0;  // script rules
     uint32_t needs_digits = 0;  // > 0: gated database, scanned only when digit_window >= this
     uint32_t group = 0;         // 0: shared database; k > 0: the k-th @early_exit file's own database
-    bool prescan = false;       // prescan=yes: scanned first; a tag it sets drops that tag's other rules
+    bool prescan = false;       // prescan=yes: decisive; a tag it sets drops that tag's other rules
+    std::vector<std::string> needs;  // needs=: items of 1 or 2 bytes, one of which every match contains
+    uint32_t needs_run = 0;     // needs_run=N (>= RUN_GATE_LEN): every match holds N token bytes
+    uint32_t gate = 0;          // k > 0: its needs= list is the (k-1)-th distinct one (one database)
 };
 
 class Classifier {
@@ -145,6 +200,8 @@ public:
     const Rule& rule(size_t i) const { return _rules.at(i); }
     bool uses_scripts() const noexcept { return !_script_rules.empty(); }
     size_t database_bytes() const noexcept;
+    // The byte table the SIMD pass gets (tests compare the kernels with it); null without gates.
+    const GateTable* gate_table() const noexcept { return _use_gates ? &_gate_table : nullptr; }
 
 private:
     friend class Scanner;
@@ -162,17 +219,34 @@ private:
     std::vector<Rule> _rules;
     std::vector<Hot> _hot;               // parallel to _rules
     std::vector<uint32_t> _script_rules; // indices of script: rules
-    // prescan=yes rules: one small database scanned before everything else. Tags it can set are
+    // prescan=yes rules (split mode: scanned first, in their own database). Tags they can set are
     // "prescan tags" (at most MAX_PRESCAN_TAGS); for every subset v of them that the prescan set,
-    // the main databases are compiled without the rules of those tags (variant index v: bit k is
+    // the shared database is compiled without the rules of those tags (variant index v: bit k is
     // the k-th prescan tag), so a decided tag costs nothing more.
     hs_database* _db_pre = nullptr;
     std::vector<uint32_t> _pre_bits;    // tag bit of the k-th prescan tag
-    struct Variant {
-        hs_database* db = nullptr;      // ungated shared rules (group 0)
-        hs_database* db_all = nullptr;  // shared + @early_exit rules in one database (prose mode)
+    hs_database* _db_main = nullptr;    // prose mode, prescan closed: all main (ungated) rules
+    // Split mode (code-dense text, @early_exit files exist): per subset v of decided prescan tags,
+    // the shared rules (gated ones included) without the decided tags' rules; null: no rules.
+    std::vector<hs_database*> _variants;
+    // Prescan and main rules in one pass (prose mode, prescan open): the prescan rules plus the main
+    // rules of every tag that has no prescan rule; then, for the prescan tags that did not fire
+    // (subset u, bit k: k-th prescan tag), _rem[u] holds those tags' main rules.
+    hs_database* _db_merged = nullptr;
+    std::vector<hs_database*> _rem;
+    TagSet _pre_mask = 0;               // all prescan tags
+    bool _pre_always = false;           // some prescan rule has no gate
+    uint64_t _pre_open = 0;             // else: the gate facts that open the prescan
+    // needs= lists (one database each) and needs_run= rules (one database): scanned when one of
+    // `open`'s facts is in ScriptCounts::gates and not all of `mask` is decided.
+    struct Gated {
+        hs_database* db = nullptr;
+        uint64_t open = 0;
+        TagSet mask = 0;
     };
-    std::vector<Variant> _variants;     // 2^|_pre_bits| entries; a null database has no rules
+    std::vector<Gated> _gated;
+    GateTable _gate_table;
+    bool _use_gates = false;
     hs_database* _db_digits = nullptr;  // needs_digits= rules; null when there are none
     uint32_t _digits_gate = 0;          // smallest needs_digits of those rules
     TagSet _digits_mask = 0;            // tags of those rules (skipped when all are set)
@@ -207,6 +281,8 @@ public:
     uint64_t confirm_rejects() const noexcept { return _confirm_rejects; }  // cumulative
     bool last_scan_split() const noexcept { return _split; }  // @early_exit databases used separately
     TagSet last_prescan_tags() const noexcept { return _pre_tags; }  // tags the prescan decided
+    bool last_scan_merged() const noexcept { return _merged; }  // prescan and main in one pass
+    uint32_t last_scan_passes() const noexcept { return _passes; }  // hs_scan calls (databases x spans)
 
 private:
     const Classifier* _c;
@@ -219,8 +295,10 @@ private:
     uint64_t _confirm_rejects = 0;
     bool _ok = false;
     void scan_db(const hs_database* db, const char* p, size_t len, TagSet stop_mask) noexcept;
-    TagSet _stop = 0;               // scan of an @early_exit database: stop when these are all set
+    TagSet _stop = 0;               // @early_exit or remainder database: stop when these are all set
     bool _split = false;
+    bool _merged = false;
+    uint32_t _passes = 0;
     TagSet _pre_tags = 0;
     static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
                         void* ctx) noexcept;

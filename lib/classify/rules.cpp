@@ -1,5 +1,6 @@
 // Rule-file parser. One rule per line:
-//   tag  /pattern/flags  [min_count=N] [confirm=luhn|iban]
+//   tag  /pattern/flags  [min_count=N] [confirm=luhn|iban] [needs_digits=N] [prescan=yes]
+//                        [needs=ITEM,ITEM...] [needs_run=N]
 //   tag  script:NAME     min_fraction=F [min_count=N]
 // '#' starts a comment when it is the first non-blank character of a line (patterns may contain
 // '#', so there are no trailing comments). Inside /.../ a '/' is written '\/'.
@@ -49,6 +50,48 @@ bool parse_fraction(std::string_view v, double& out) {
     if (errno != 0 || end != s.c_str() + s.size() || !(d > 0.0 && d <= 1.0)) return false;
     out = d;
     return true;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// needs=ITEM[,ITEM...]: each item one or two bytes, written as themselves (UTF-8 characters are
+// their bytes), \xHH or \\ ; a comma is written \x2C, a space \x20. Returns "" or the error.
+std::string parse_needs(std::string_view v, std::vector<std::string>& out) {
+    std::string cur;
+    auto end_item = [&]() -> std::string {
+        if (cur.empty()) return "needs= has an empty item";
+        if (cur.size() > 2)
+            return "needs= item of " + std::to_string(cur.size()) + " bytes (items are 1 or 2 bytes)";
+        out.push_back(cur);
+        cur.clear();
+        return {};
+    };
+    for (size_t i = 0; i < v.size(); ++i) {
+        const char c = v[i];
+        if (c == ',') {
+            if (std::string e = end_item(); !e.empty()) return e;
+        } else if (c == '\\') {
+            if (i + 1 < v.size() && v[i + 1] == '\\') {
+                cur.push_back('\\');
+                ++i;
+            } else if (i + 3 < v.size() && v[i + 1] == 'x' && hex_digit(v[i + 2]) >= 0 && hex_digit(v[i + 3]) >= 0) {
+                cur.push_back(static_cast<char>(hex_digit(v[i + 2]) * 16 + hex_digit(v[i + 3])));
+                i += 3;
+            } else {
+                return "needs= escape must be \\\\ or \\xHH";
+            }
+        } else {
+            cur.push_back(c);
+        }
+    }
+    if (std::string e = end_item(); !e.empty()) return e;
+    if (out.size() > MAX_NEEDS_ITEMS) return "needs= has more than " + std::to_string(MAX_NEEDS_ITEMS) + " items";
+    return {};
 }
 
 bool parse_script(std::string_view v, Script& out) {
@@ -140,17 +183,30 @@ std::string parse_line(std::string_view s, Rule& r) {
             if (v == "yes") r.prescan = true;
             else if (v == "no") r.prescan = false;
             else return "prescan must be yes or no, got '" + std::string(v) + "'";
+        } else if (k == "needs") {
+            if (r.script != Script::NONE) return "needs= applies to /pattern/ rules only";
+            r.needs.clear();
+            if (std::string e = parse_needs(v, r.needs); !e.empty()) return e;
+        } else if (k == "needs_run") {
+            if (r.script != Script::NONE) return "needs_run= applies to /pattern/ rules only";
+            if (!parse_u32(v, RUN_GATE_LEN, 1000000, r.needs_run))
+                return "needs_run must be an integer in [" + std::to_string(RUN_GATE_LEN) + ", 1000000], got '" +
+                       std::string(v) + "'";
         } else if (k == "min_fraction") {
             if (r.script == Script::NONE) return "min_fraction= applies to script: rules only";
             if (!parse_fraction(v, r.min_fraction))
                 return "min_fraction must be a number in (0, 1], got '" + std::string(v) + "'";
             have_fraction = true;
         } else {
-            return "unknown option '" + std::string(k) + "' (known: min_count confirm needs_digits prescan min_fraction)";
+            // The list is pinned by classify_test (RuleFiles.ErrorsNameFileAndLine); needs= and
+            // needs_run= are documented in docs/classify.md.
+            return "unknown option '" + std::string(k) + "' (known: min_count confirm needs_digits needs needs_run prescan min_fraction)";
         }
     }
     if (r.script != Script::NONE && !have_fraction) return "script: rule needs min_fraction=F";
     if (r.prescan && r.needs_digits) return "prescan= and needs_digits= exclude each other";
+    if (r.needs_digits && (!r.needs.empty() || r.needs_run)) return "needs_digits= excludes needs= and needs_run=";
+    if (!r.needs.empty() && r.needs_run) return "needs= and needs_run= exclude each other";
     return {};
 }
 

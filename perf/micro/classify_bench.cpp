@@ -1,5 +1,6 @@
-// lib/classify: Hyperscan tag scan over prose, code, mixed and CJK text of 1, 4 and 64 KB, and the
-// SIMD script-counting pass (AVX2 vs scalar reference). Results are checked before timing.
+// lib/classify: Hyperscan tag scan over prose, code, mixed, CJK and chat text of 1, 4 and 64 KB, and
+// the SIMD script-counting pass with the default rules' gate table (scalar reference, AVX2,
+// AVX-512). Results are checked before timing.
 //   build/perf/micro/classify_bench --benchmark_repetitions=9 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -28,6 +29,18 @@ const char* CODE =
     "min(i + 1, window))\n    return out\n```\n#include <stdio.h>\nint main(void) {\n    printf(\"%d\\n\", "
     "42);\n    return 0;\n}\n";
 const char* CJK = "人工智能是计算机科学的一个分支，它企图了解智能的实质，并生产出一种新的能以人类智能相似的方式做出反应的智能机器。";
+// A chat turn like the understand benchmark's: English with some Spanish, German and Russian, and a
+// fenced Python block.
+const char* CHAT =
+    "We measured the latency at the 99th percentile over a full day of traffic, and the tail is dominated "
+    "by a handful of very long prompts rather than by queueing. El informe final estará listo la próxima "
+    "semana, después de revisar todos los comentarios. Die Besprechung wurde auf Donnerstag verschoben. "
+    "Спасибо за подробный ответ, теперь всё стало намного понятнее. What are the trade-offs between a "
+    "write-ahead log and copy-on-write pages for a small embedded database that must survive power loss?\n";
+const char* CHAT_CODE =
+    "Here is my code:\n```python\ndef moving_average(values, window):\n    out = []\n    total = 0.0\n"
+    "    for i, v in enumerate(values):\n        total += v\n        out.append(total / min(i + 1, window))\n"
+    "    return out\n```\n";
 
 std::string fill(size_t n, const char* a, const char* b = nullptr) {
     std::string s;
@@ -72,16 +85,19 @@ const Classifier& classifier() {
     return *c;
 }
 
-// kind: 0 prose, 1 code, 2 mixed (prose with a code block every ~1 KB), 3 CJK
+// kind: 0 prose, 1 code, 2 mixed (prose with a code block every ~1 KB), 3 CJK, 4 chat (prose in
+// four languages with a fenced block every ~1.7 KB)
 std::string text(int kind, size_t n) {
     switch (kind) {
         case 0: return fill(n, PROSE);
         case 1: return fill(n, CODE);
         case 2: return fill(n, PROSE, CODE);
-        default: return fill(n, CJK, "。");
+        case 3: return fill(n, CJK, "。");
+        default: return fill(n, (std::string(CHAT) + CHAT_CODE).c_str(), (std::string(CHAT) + CHAT).c_str());
     }
 }
-const char* EXPECT[] = {"", "code", "code", "cjk"};
+const char* EXPECT[] = {"", "code", "code", "cjk", "code"};
+const char* LABEL[] = {"prose", "code", "mixed", "cjk", "chat"};
 
 void BM_Scan(benchmark::State& state) {
     const Classifier& c = classifier();
@@ -95,35 +111,39 @@ void BM_Scan(benchmark::State& state) {
     }
     for (auto _ : state) benchmark::DoNotOptimize(s.scan(t));
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * t.size()));
-    state.SetLabel(kind == 0 ? "prose" : kind == 1 ? "code" : kind == 2 ? "mixed" : "cjk");
+    state.SetLabel(LABEL[kind]);
 }
-BENCHMARK(BM_Scan)->ArgsProduct({{0, 1, 2, 3}, {1024, 4096, 65536}});
+BENCHMARK(BM_Scan)->ArgsProduct({{0, 1, 2, 3, 4}, {1024, 4096, 65536}});
 
+// The SIMD pass alone, as the scanner runs it (with the default rules' gate table).
+// range(0): 0 scalar, 1 AVX2, 2 AVX-512.
 void BM_ScriptCount(benchmark::State& state) {
-    const bool avx2 = state.range(0) == 1;
-    if (avx2 && !avx2_supported()) {
-        state.SkipWithError("no AVX2");
+    using Fn = void (*)(const uint8_t*, size_t, ScriptCounts&, const GateTable*) noexcept;
+    const int k = static_cast<int>(state.range(0));
+    const Fn fn = k == 0 ? &count_scripts_scalar : k == 1 ? &count_scripts_avx2 : &count_scripts_avx512;
+    if ((k == 1 && !avx2_supported()) || (k == 2 && !avx512_supported())) {
+        state.SkipWithError("kernel not supported on this CPU");
         return;
     }
+    const GateTable* gt = classifier().gate_table();
     const std::string t = fill(static_cast<size_t>(state.range(1)), PROSE, CJK);
     const auto* p = reinterpret_cast<const uint8_t*>(t.data());
     ScriptCounts ref, got;
-    count_scripts_scalar(p, t.size(), ref);
-    count_scripts_avx2(p, t.size(), got);
+    count_scripts_scalar(p, t.size(), ref, gt);
+    fn(p, t.size(), got, gt);
     if (!(ref == got)) {
-        state.SkipWithError("AVX2 and scalar counts differ");
+        state.SkipWithError("kernel and scalar counts differ");
         return;
     }
     for (auto _ : state) {
         ScriptCounts c;
-        if (avx2) count_scripts_avx2(p, t.size(), c);
-        else count_scripts_scalar(p, t.size(), c);
+        fn(p, t.size(), c, gt);
         benchmark::DoNotOptimize(c);
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * t.size()));
-    state.SetLabel(avx2 ? "avx2" : "scalar");
+    state.SetLabel(k == 0 ? "scalar" : k == 1 ? "avx2" : "avx512");
 }
-BENCHMARK(BM_ScriptCount)->ArgsProduct({{0, 1}, {4096, 65536}});
+BENCHMARK(BM_ScriptCount)->ArgsProduct({{0, 1, 2}, {4096, 65536}});
 
 }  // namespace
 

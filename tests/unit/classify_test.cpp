@@ -239,7 +239,7 @@ TEST(RuleFiles, ErrorsNameFileAndLine) {
     EXPECT_EQ(load_error("code\n"), "t.rules:1: rule 'code' has no pattern");
     EXPECT_EQ(load_error("code abc\n"), "t.rules:1: expected /pattern/flags or script:NAME after tag 'code'");
     EXPECT_EQ(load_error("code /a/ min_count=0\n"), "t.rules:1: min_count must be an integer in [1, 1000000], got '0'");
-    EXPECT_EQ(load_error("code /a/ color=red\n"), "t.rules:1: unknown option 'color' (known: min_count confirm needs_digits prescan min_fraction)");
+    EXPECT_EQ(load_error("code /a/ color=red\n"), "t.rules:1: unknown option 'color' (known: min_count confirm needs_digits needs needs_run prescan min_fraction)");
     EXPECT_EQ(load_error("code /a/ confirm=crc\n"), "t.rules:1: unknown confirm 'crc' (known: luhn iban)");
     EXPECT_EQ(load_error("code /a/ min_fraction=0.5\n"), "t.rules:1: min_fraction= applies to script: rules only");
     EXPECT_EQ(load_error("x script:klingon min_fraction=0.5\n"), "t.rules:1: unknown script 'klingon' (known: cjk cyrillic greek arabic)");
@@ -513,4 +513,324 @@ TEST(Prescan, DefaultRulesSameTagsAsWithoutPrescan) {
     }
     EXPECT_GT(fenced, 50);  // the prescan did decide code on the fenced texts
     EXPECT_EQ(b.last_prescan_tags(), 0u);
+}
+
+// ---- gates: needs=, needs_run=, the merged prescan pass ----------------------------------------
+
+TEST(Gates, ParsesAndRefuses) {
+    std::string err;
+    auto c = Classifier::load_sources(
+        {{"g.rules", "a /x\\\\y/ needs=\\\\,$\nb /a@b/ needs=@\nc /q×r/8 needs=×\nd /\\x{2c}z/ needs=\\x2C,\\x20\n"
+                     "e /key[a-z]{20}/ needs_run=23\n"}},
+        &err);
+    ASSERT_NE(c, nullptr) << err;
+    EXPECT_EQ(c->rule(0).needs, (std::vector<std::string>{"\\", "$"}));
+    EXPECT_EQ(c->rule(1).needs, (std::vector<std::string>{"@"}));
+    EXPECT_EQ(c->rule(2).needs, (std::vector<std::string>{"\xC3\x97"}));  // one two-byte item
+    EXPECT_EQ(c->rule(3).needs, (std::vector<std::string>{",", " "}));
+    EXPECT_EQ(c->rule(4).needs_run, 23u);
+    ASSERT_NE(c->gate_table(), nullptr);
+    EXPECT_EQ(load_error("a /x/ needs=\n"), "t.rules:1: needs= has an empty item");
+    EXPECT_EQ(load_error("a /x/ needs=a,,b\n"), "t.rules:1: needs= has an empty item");
+    EXPECT_EQ(load_error("a /x/ needs=abc\n"), "t.rules:1: needs= item of 3 bytes (items are 1 or 2 bytes)");
+    EXPECT_EQ(load_error("a /x/ needs=\\q\n"), "t.rules:1: needs= escape must be \\\\ or \\xHH");
+    EXPECT_EQ(load_error("a /x/ needs=1,2,3,4,5,6,7,8,9,a,b,c,d,e,f,g,h\n"), "t.rules:1: needs= has more than 16 items");
+    EXPECT_EQ(load_error("a /x/ needs_run=14\n"), "t.rules:1: needs_run must be an integer in [15, 1000000], got '14'");
+    EXPECT_EQ(load_error("a /x/ needs=@ needs_run=20\n"), "t.rules:1: needs= and needs_run= exclude each other");
+    EXPECT_EQ(load_error("a /\\d{9}/ needs=@ needs_digits=9\n"), "t.rules:1: needs_digits= excludes needs= and needs_run=");
+    EXPECT_EQ(load_error("a script:cjk min_fraction=0.3 needs=@\n"), "t.rules:1: needs= applies to /pattern/ rules only");
+    EXPECT_EQ(load_error("a script:cjk min_fraction=0.3 needs_run=20\n"),
+              "t.rules:1: needs_run= applies to /pattern/ rules only");
+    // Seven gate bits: single-byte lists take one, two-byte lists two.
+    EXPECT_EQ(load_error("a /a!/ needs=!\nb /b#/ needs=#\nc /c%/ needs=%\nd /d&/ needs=&\ne /e;/ needs=;\n"
+                         "f /f:/ needs=:\ng /g</ needs=<\nh /h>/ needs=>\n"),
+              "t.rules:8: needs= lists need more than 7 gate bits (each distinct list: 1 for its single bytes, 2 "
+              "for its two-byte items)");
+    EXPECT_EQ(load_error("a /a!/ needs=!\nb /bxy/ needs=xy\nc /czw/ needs=zw\nd /duv/ needs=uv\ne /e#/ needs=#\n"),
+              "t.rules:5: needs= lists need more than 7 gate bits (each distinct list: 1 for its single bytes, 2 "
+              "for its two-byte items)");
+    // The same list in another order is the same list (no extra bit).
+    EXPECT_NE(Classifier::load_sources({{"g.rules", "a /a!/ needs=!,#\nb /b#/ needs=#,!\nc /c%/ needs=%\nd /d&/ needs=&\n"
+                                                    "e /e;/ needs=;\nf /f:/ needs=:\ng /g</ needs=<\nh /h>/ needs=>\n"}},
+                                       &err),
+              nullptr)
+        << err;
+}
+
+// A closed gate skips its database, an open one scans it; tags follow the rules either way.
+TEST(Gates, ClosedGateSkipsDatabase) {
+    std::string err;
+    auto c = Classifier::load_sources({{"g.rules", "mail /[a-z]@[a-z]+\\.com\\b/ needs=@\nword /\\bzebra\\b/\n"
+                                                   "key /\\bkey_[A-Za-z0-9]{16,}/ needs_run=20\n"
+                                                   "sym /×|÷/8 needs=×,÷\n"}},
+                                      &err);
+    ASSERT_NE(c, nullptr) << err;
+    Scanner s(*c);
+    EXPECT_EQ(c->format(s.scan("a zebra, no address")), "word");
+    EXPECT_EQ(s.last_scan_passes(), 1u);  // the ungated database only
+    EXPECT_EQ(c->format(s.scan("write to x@y.com")), "mail");
+    EXPECT_EQ(s.last_scan_passes(), 2u);
+    EXPECT_EQ(c->format(s.scan("an @ alone")), "");
+    EXPECT_EQ(s.last_scan_passes(), 2u);  // open gate, no match
+    EXPECT_EQ(c->format(s.scan("key_abcdefghijklmnop")), "key");       // a run of 20
+    EXPECT_EQ(c->format(s.scan("key_abcdefghijklmno")), "");           // 19: the rule needs 16 after key_
+    EXPECT_EQ(s.last_scan_passes(), 2u);                                // but the run of 19 opened the gate
+    EXPECT_EQ(c->format(s.scan("key_abcdefghij kl")), "");
+    EXPECT_EQ(s.last_scan_passes(), 1u);                                // runs of 14 and 2: closed
+    EXPECT_EQ(c->format(s.scan("3 × 4")), "sym");
+    EXPECT_EQ(c->format(s.scan("Ça va, ñandú")), "");                   // C3 bytes, no × or ÷
+    EXPECT_EQ(s.script_counts().gates & c->gate_table()->seconds, 0u);
+    EXPECT_EQ(s.errors(), 0u);
+}
+
+namespace {
+// A rule file's text with every needs= and needs_run= option removed (needs_digits= stays).
+std::string strip_gates(const std::string& text) {
+    std::string out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string::npos) nl = text.size();
+        std::string line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        const size_t first = line.find_first_not_of(" \t");
+        if (first != std::string::npos && line[first] != '#') {
+            for (const char* key : {" needs=", " needs_run="}) {
+                for (size_t p; (p = line.find(key)) != std::string::npos;) {
+                    size_t e = p + 1;
+                    while (e < line.size() && line[e] != ' ' && line[e] != '\t') ++e;
+                    line.erase(p, e - p);
+                }
+            }
+        }
+        out += line;
+        out += '\n';
+    }
+    return out;
+}
+}  // namespace
+
+// The gates of the default rules change no tag: the same rules with every needs= / needs_run=
+// removed give the same tags on random mixes of texts that open, nearly open and match each gate,
+// in prose mode and code-dense mode, as one span and as several. Also without the prescan (the
+// merged prescan + main pass against separate passes).
+TEST(Gates, DefaultRulesSameTagsAsWithoutGates) {
+    std::string err;
+    std::vector<Classifier::Source> plain = default_sources(true), bare = default_sources(false);
+    for (auto* v : {&plain, &bare})
+        for (auto& s : *v) s.text = strip_gates(s.text);
+    auto with = Classifier::load_sources(default_sources(true), &err);
+    ASSERT_NE(with, nullptr) << err;
+    auto without = Classifier::load_sources(plain, &err);
+    ASSERT_NE(without, nullptr) << err;
+    auto neither = Classifier::load_sources(bare, &err);  // no gates, no prescan
+    ASSERT_NE(neither, nullptr) << err;
+    ASSERT_NE(with->gate_table(), nullptr);
+    ASSERT_EQ(without->gate_table(), nullptr);
+    Scanner a(*with), b(*without), n(*neither);
+    const std::vector<std::string> parts = {
+        // prose and code
+        "The quarterly report shows that revenue grew by 12 percent while costs stayed flat. ",
+        "Спасибо за подробный ответ. El informe final estará listo la próxima semana. ",
+        "Here is my code:\n```python\ndef f(x):\n    return x + 1\n```\n",
+        "int f(int x) {\n  return x * 2;\n}\n", "printf(\"%d\\n\", x);\n", "    ```\n", "~~~\n", "`inline`",
+        // LaTeX gate (\ $ ^): matches, and the gate bytes without a match
+        "\\frac{1}{2}", "\\alpha and \\beta", "\\begin{align}", "$$E = mc^2$$", "\\[ x + y \\]", "$a^2$ and $b_1$",
+        "x^2 + y^2", "f^{(n)}", "C:\\path\\to", "costs $5", "^_^", "\\", "$", "^",
+        // symbols: 3+ needed; two-byte items (× ÷ ± ¬) and E2 8x; cross pairs and E2 80 punctuation
+        "∑ ∫ √", "× ÷ ±", "a × b × c × d", "≤ ≥ ≠", "→ ⇒ ⇔", "ℝ ℕ", "¬ ∧ ∨", "×", "÷÷", "±",
+        "Ça va, ñandú, École, È", "“quoted” — dash … ellipsis", "·●◆", "--", "---", "a -- b",
+        // three of one two-byte item each (every item of the list must be needed to pass)
+        "ℝ ℕ ℤ", "→ → →", "⇒ ⇔ ⇒", "∑ ∏ ∫", "≤ ≥ ≠", "⊂ ⊆ ⊃", "¬ ¬ ¬", "± ± ±", "× × ×", "÷ ÷ ÷",
+        // f(x) = ... behind ") "
+        "f(x) = 2x + 1", "g(t) = t", "(see above) and", ")=", ") = 3", "h(y)= 1",
+        // equations and functions that stay in the main pass
+        "2x + 3 = 7", "3 * 4 = 12", "sin(x) and cos(y)", "log(n) ln(x)", "matrix eigenvalue theorem lemma",
+        // e-mail behind @
+        "mail me at john.doe@example.com", "user@localhost", "@handle", "a@b.co", "@",
+        // secrets behind a token run of 15+
+        "xoxb-1234567890", "xoxb-123456789", "xoxb-12345678901234", "sk-abcdefghijklmnopqrst",
+        "sk-abcdefghijklmnopqrs", "sk_live_abcdefghijklmnop", "AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPL",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "AIzaSyA1234567890abcdefghijklmnopqrstu",
+        "eyJhbGciOi.eyJzdWIiOi.abcdefgh", "eyJhbGciO.eyJzdWIiO.abcdefg", "github_pat_" + std::string(60, 'a'),
+        "-----BEGIN RSA PRIVATE KEY-----", "-----BEGIN PRIVATE KEY-----", "-----BEGIN PUBLIC KEY-----",
+        "copy-on-write", "state-of-the-art-design", "www.example.com/path", "1.4142135623730951",
+        // digits and CJK
+        "card 4111 1111 1111 1111", "Call (555) 123-4567", "IBAN DE89 3704 0044 0532 0130 00",
+        "你好，世界。人工智能是计算机科学的一个分支。"};
+    std::mt19937 rng(11);
+    int merged = 0, split = 0, opened = 0;
+    for (int iter = 0; iter < 1500; ++iter) {
+        std::vector<std::string> pieces;
+        const int k = 1 + static_cast<int>(rng() % 7);
+        for (int j = 0; j < k; ++j) {
+            std::string p = parts[rng() % parts.size()];
+            // Sometimes glue a piece to a neighbour without a separator (runs and pairs across pieces).
+            const int sep = static_cast<int>(rng() % 4);
+            pieces.push_back(p + (sep == 0 ? "" : sep == 1 ? "\n" : " "));
+        }
+        std::string t;
+        for (const auto& p : pieces) t += p;
+        const TagSet ta = a.scan(t), tb = b.scan(t), tn = n.scan(t);
+        ASSERT_EQ(with->format(ta), without->format(tb)) << t;
+        ASSERT_EQ(with->format(ta), neither->format(tn)) << t;
+        merged += a.last_scan_merged();
+        split += a.last_scan_split();
+        opened += (a.script_counts().gates & ~GATE_RUN) != 0;
+        // The same pieces as separate spans.
+        std::vector<std::string_view> spans(pieces.begin(), pieces.end());
+        const TagSet sa = a.scan(spans.data(), spans.size()), sb = b.scan(spans.data(), spans.size());
+        ASSERT_EQ(with->format(sa), without->format(sb)) << t;
+    }
+    EXPECT_GT(merged, 50);
+    EXPECT_GT(split, 50);
+    EXPECT_GT(opened, 300);
+    EXPECT_EQ(a.errors() + b.errors() + n.errors(), 0u);
+}
+
+// Each default gate on its own: the minimal matching text opens it and is tagged; the same text
+// without the gate's bytes is not a match either way.
+TEST_F(DefaultRules, GatesOpenOnTheirEdge) {
+    const GateTable* gt = cls->gate_table();
+    ASSERT_NE(gt, nullptr);
+    EXPECT_TRUE(has("xoxb-1234567890 ok", "secrets"));   // run of exactly 15
+    EXPECT_NE(scanner->script_counts().gates & GATE_RUN, 0u);
+    EXPECT_FALSE(has("xoxb-123456789 ok", "secrets"));   // 14
+    EXPECT_EQ(scanner->script_counts().gates & GATE_RUN, 0u);
+    EXPECT_TRUE(has("a ∑ b ∫ c √", "math"));
+    EXPECT_TRUE(has("2 × 3 ÷ 4 ± 1", "math"));            // two-byte items and a single byte
+    EXPECT_FALSE(has("Ça, ñ, É, È and ·", "math"));      // cross pairs open the gate, no match
+    EXPECT_TRUE(has("Let f(x) = x and more", "math"));
+    EXPECT_TRUE(has("x \\frac{1}{2} y", "math"));
+    EXPECT_TRUE(has("-----BEGIN EC PRIVATE KEY-----", "secrets"));
+    EXPECT_TRUE(has("to: a@b.co", "pii"));
+    EXPECT_TRUE(has("```\nx\n```", "code"));
+}
+
+// The scalar gate facts by definition: single bytes, two-byte items (also across a 64-byte step,
+// never across spans), runs of 15 token bytes.
+TEST(GateFacts, ScalarDefinition) {
+    GateTable gt;
+    gt.cls[static_cast<uint8_t>('@')] = 1;       // list 0: single '@'
+    gt.cls[static_cast<uint8_t>('(')] |= 2;      // list 1: pair "()" — first byte bit 1
+    gt.cls[static_cast<uint8_t>(')')] |= 4;      //                  second byte bit 2
+    gt.singles = 1;
+    gt.seconds = 4;
+    gt.runs = true;
+    gt.finish();
+    auto facts = [&](const std::string& s) {
+        ScriptCounts c;
+        count_scripts_scalar(reinterpret_cast<const uint8_t*>(s.data()), s.size(), c, &gt);
+        return c.gates;
+    };
+    EXPECT_EQ(facts("plain words"), 0u);
+    EXPECT_EQ(facts("a@b"), 1u);
+    EXPECT_EQ(facts("f()"), 4u);
+    EXPECT_EQ(facts("f( )"), 0u);
+    EXPECT_EQ(facts(")("), 0u);
+    EXPECT_EQ(facts(std::string(63, ' ') + "()"), 4u);  // across the 64-byte step
+    EXPECT_EQ(facts(std::string(15, 'a')), GATE_RUN);
+    EXPECT_EQ(facts(std::string(14, 'a') + " " + std::string(14, 'b')), 0u);
+    EXPECT_EQ(facts(std::string(55, ' ') + std::string(15, '-')), GATE_RUN);  // across the step
+    EXPECT_EQ(facts("a.b_c-d0123456789"), GATE_RUN);
+    ScriptCounts two;  // two spans: no pair or run joins them
+    std::string x(10, 'a'), y(")");
+    x += '(';
+    y.append(10, 'b');
+    count_scripts_scalar(reinterpret_cast<const uint8_t*>(x.data()), x.size(), two, &gt);
+    count_scripts_scalar(reinterpret_cast<const uint8_t*>(y.data()), y.size(), two, &gt);
+    EXPECT_EQ(two.gates, 0u);
+}
+
+// The AVX2 and AVX-512 kernels give exactly the scalar counts and gate facts, with the default
+// rules' gate table and a dense synthetic one, on random texts of every length up to 600 bytes
+// (64-byte steps, 32-byte blocks, short tails), also accumulated over two spans.
+TEST(GateFacts, KernelsMatchScalar) {
+    std::string err;
+    auto c = Classifier::load_dir(RULES_DIR, &err);
+    ASSERT_NE(c, nullptr) << err;
+    GateTable dense;
+    for (int b = 0; b < 256; ++b)
+        if (b % 7 == 0 || b == '\\' || b == '$' || b == 0xC3 || b == 0xE2) dense.cls[b] = static_cast<uint8_t>(1 + b % 3);
+    for (int b : {int{'('}, 0xC3, 0xE2, int{'-'}}) dense.cls[b] |= 8;   // first bytes (bit 3)
+    for (int b : {int{')'}, 0x97, 0x88, int{'-'}}) dense.cls[b] |= 16;  // second bytes (bit 4)
+    for (int b : {'x', 'y'}) dense.cls[b] |= 32;              // first bytes (bit 5)
+    for (int b : {'y', 'z'}) dense.cls[b] |= 64;              // second bytes (bit 6)
+    dense.singles = 7;
+    dense.seconds = 16 | 64;
+    dense.runs = true;
+    dense.finish();
+    const GateTable* tables[] = {c->gate_table(), &dense, nullptr};
+    std::mt19937_64 rng(5);
+    const std::string palette[] = {
+        "abcdefghij0123456789_.-xyz", "Привет × ÷ ± ∑ ≤ → ñ É — “”", " \n\t()[]{}@\\$^`~;=,!?",
+        std::string("\xff\xfe\x80\xbf\xc0\xc3\x97\xe2\x88\x91\xd0\xd3\xce\xd8\xdb\xe3\xed", 17)};
+    for (int iter = 0; iter < 3000; ++iter) {
+        std::string s;
+        const size_t n = rng() % 600;
+        const int mode = iter % 5;
+        for (size_t i = 0; i < n; ++i) {
+            if (mode == 4) {
+                s.push_back(static_cast<char>(rng()));
+            } else {
+                // Mostly one palette, runs of token characters of random length.
+                const std::string& p = palette[(rng() % 4 == 0) ? rng() % 4 : static_cast<size_t>(mode)];
+                s.push_back(p[rng() % p.size()]);
+            }
+        }
+        if (mode == 0 && n > 20) {  // a token run of 14..16 at a random place
+            const size_t len = 14 + rng() % 3, at = rng() % (n - len);
+            for (size_t i = 0; i < len; ++i) s[at + i] = 'k';
+            if (at > 0) s[at - 1] = ' ';
+            if (at + len < n) s[at + len] = ' ';
+        }
+        for (const GateTable* gt : tables) {
+            const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+            ScriptCounts ref;
+            count_scripts_scalar(p, s.size(), ref, gt);
+            count_scripts_scalar(p, s.size() / 3, ref, gt);  // a second span
+            if (avx2_supported()) {
+                ScriptCounts got;
+                count_scripts_avx2(p, s.size(), got, gt);
+                count_scripts_avx2(p, s.size() / 3, got, gt);
+                ASSERT_EQ(ref, got) << "avx2 iteration " << iter << " length " << n;
+            }
+            if (avx512_supported()) {
+                ScriptCounts got;
+                count_scripts_avx512(p, s.size(), got, gt);
+                count_scripts_avx512(p, s.size() / 3, got, gt);
+                ASSERT_EQ(ref, got) << "avx512 iteration " << iter << " length " << n;
+            }
+        }
+    }
+}
+
+// Prose mode with an open prescan: one pass for the prescan and main rules; a prescan tag that did
+// not fire scans its own remaining rules and stops once set; code-dense text keeps separate passes.
+TEST(Prescan, MergedPassAndRemainder) {
+    const std::string rules = "@early_exit\ncode /```/ prescan=yes needs=`\ncode /;$/m min_count=2\n"
+                              "code /\\bdef /\nmail /[a-z]@[a-z]+\\.com\\b/\nword /\\bzebra\\b/\n";
+    std::string err;
+    auto c = Classifier::load_sources({{"p.rules", rules}}, &err);
+    ASSERT_NE(c, nullptr) << err;
+    Scanner s(*c);
+    EXPECT_EQ(c->format(s.scan("no backtick, a zebra and def here")), "code,word");
+    EXPECT_FALSE(s.last_scan_merged());  // prescan closed: one main pass
+    EXPECT_EQ(s.last_scan_passes(), 1u);
+    EXPECT_EQ(c->format(s.scan("```\nsome prose with a zebra, x@y.com\n```")), "code,mail,word");
+    EXPECT_TRUE(s.last_scan_merged());
+    EXPECT_EQ(s.last_scan_passes(), 1u);  // the fence decided code: no remainder
+    EXPECT_EQ(s.last_prescan_tags(), c->tag_mask("code"));
+    EXPECT_EQ(c->format(s.scan("a `quote` then def and def and def")), "code");
+    EXPECT_TRUE(s.last_scan_merged());
+    EXPECT_EQ(s.last_scan_passes(), 2u);  // merged, then the code remainder
+    EXPECT_EQ(s.last_prescan_tags(), 0u);
+    EXPECT_EQ(s.rule_matches(2), 1u);     // the remainder stopped at the first def
+    EXPECT_EQ(c->format(s.scan("a `quote` and nothing else")), "");
+    EXPECT_EQ(s.last_scan_passes(), 2u);
+    const std::string dense = "`x` (a) = (b);\n(c) = (d);\n{}()==;;";
+    EXPECT_EQ(c->format(s.scan(dense)), "code");
+    EXPECT_TRUE(s.last_scan_split());
+    EXPECT_FALSE(s.last_scan_merged());
+    EXPECT_EQ(s.errors(), 0u);
 }

@@ -8,6 +8,12 @@
 
 #include <simdjson.h>
 
+#include "openai/text_copy.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 static_assert(tlb::openai::PADDING == simdjson::SIMDJSON_PADDING, "padding contract drifted from simdjson");
 
 namespace tlb::openai {
@@ -53,6 +59,20 @@ Role role_of(std::string_view r) noexcept {
 inline bool key_of(od::field& f, std::string_view& out) noexcept {
     const char* r = f.key().raw();
     const char* p = r;
+#if defined(__SSE2__)
+    // Keys are short: one 16-byte look usually finds the closing quote (the document is padded,
+    // so reading past a key near its end stays inside the buffer).
+    {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
+        const unsigned q = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
+        const unsigned b = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+        if (q != 0 && (b == 0 || (q & (0u - q)) < (b & (0u - b)))) {
+            out = {r, static_cast<size_t>(__builtin_ctz(q))};
+            return true;
+        }
+        if (b == 0) p = r + 16;
+    }
+#endif
     while (*p != '"' && *p != '\\') ++p;
     if (*p == '"') {
         out = {r, static_cast<size_t>(p - r)};
@@ -60,6 +80,46 @@ inline bool key_of(od::field& f, std::string_view& out) noexcept {
     }
     return !f.unescaped_key().get(out);
 }
+
+// The raw text between the quotes of a string value, from its token; false if the value is not
+// a string. Stage 1 has validated the document, so a token that starts with a quote is a
+// complete string whose closing quote is the last quote before the next structural character
+// (the token runs up to it, whitespace included). Without a backslash, body is the decoded
+// string; with escapes it is never shorter than the decoding.
+inline bool string_body(od::value& v, std::string_view& body) noexcept {
+    const std::string_view raw = v.raw_json_token();
+    if (raw.size() < 2 || raw[0] != '"') return false;
+    size_t e = raw.size();
+    while (raw[e - 1] != '"') --e;
+    if (e < 2) return false;
+    body = raw.substr(1, e - 2);
+    return true;
+}
+
+inline bool has_backslash(std::string_view s) noexcept {
+#if defined(__SSE2__)
+    // Short strings (roles, part types, model names) in one 16-byte look; the bytes after the
+    // string are inside the padded document.
+    if (s.size() <= 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
+        const unsigned m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+        return (m & ((1u << s.size()) - 1)) != 0;
+    }
+#endif
+    return std::memchr(s.data(), '\\', s.size()) != nullptr;
+}
+
+
+// The value of an iteration step (a field or an element) in place, or nullptr on error. Copying
+// it out with get() would have the compiler reload the just-built iterator state through a wider
+// access than the stores that wrote it (a store-forwarding stall on every field).
+template <class T>
+inline T* in_place(simdjson::simdjson_result<T>& r) noexcept {
+    if (r.error()) return nullptr;
+    T&& v = std::move(r).value_unsafe();
+    return &v;
+}
+inline bool key_of(od::field* f, std::string_view& out) noexcept { return f && key_of(*f, out); }
 
 // Top-level fields we route on; a second copy of any of them is refused.
 enum Field : uint32_t {
@@ -72,6 +132,7 @@ enum Field : uint32_t {
 
 struct Extractor::Impl {
     od::parser parser;
+    text::DecodeSimpleFn decode_simple = text::decode_simple_scalar;
     std::unique_ptr<uint8_t[]> pad;
     size_t pad_cap = 0;
 
@@ -105,24 +166,10 @@ struct Extractor::Impl {
     // documented sizing, but hostile sizing must not overflow).
     bool add_text(std::string_view s, Source src, Role role, uint32_t index) noexcept {
         if (s.empty()) return true;
-        size_t need = s.size() + (used ? 1 : 0);
-        if (top - used < need) return false;
-        if (used) scratch[used++] = '\n';
-        std::memcpy(scratch + used, s.data(), s.size());
-        Request& r = *req;
-        if (r.span_count < MAX_SPANS) {
-            TextSpan& t = r.spans[r.span_count++];
-            t.off = static_cast<uint32_t>(used);
-            t.len = static_cast<uint32_t>(s.size());
-            t.source = src;
-            t.role = role;
-            t.index = index > 0xffff ? 0xffff : static_cast<uint16_t>(index);
-        } else {
-            TextSpan& t = r.spans[MAX_SPANS - 1];
-            t.len = static_cast<uint32_t>(used + s.size() - t.off);
-            r.spans_merged = true;
-        }
-        used += s.size();
+        const size_t sep = used ? 1 : 0;
+        if (top - used < s.size() + sep) return false;
+        std::memcpy(scratch + used + sep, s.data(), s.size());
+        commit_text(s.size(), src, role, index);
         return true;
     }
 
@@ -143,17 +190,84 @@ struct Extractor::Impl {
         return fail(Error::INVALID_JSON, "is not a valid JSON string", path_fmt, a, b);
     }
 
+    // Records the n bytes already at scratch + used (+ 1 after the first piece, for the '\n'
+    // separator written here) as a text piece.
+    void commit_text(size_t n, Source src, Role role, uint32_t index) noexcept {
+        if (n == 0) return;
+        if (used) scratch[used++] = '\n';
+        Request& r = *req;
+        if (r.span_count < MAX_SPANS) {
+            TextSpan& t = r.spans[r.span_count++];
+            t.off = static_cast<uint32_t>(used);
+            t.len = static_cast<uint32_t>(n);
+            t.source = src;
+            t.role = role;
+            t.index = index > 0xffff ? 0xffff : static_cast<uint16_t>(index);
+        } else {
+            TextSpan& t = r.spans[MAX_SPANS - 1];
+            t.len = static_cast<uint32_t>(used + n - t.off);
+            r.spans_merged = true;
+        }
+        used += n;
+    }
+
+    // Reads the string value v and appends it as prompt text, decoded straight into scratch by
+    // text::decode_simple (that needs no more room than the raw text); from a \u escape on, simdjson
+    // decodes the rest (that needs PADDING bytes of room past the raw length: it writes whole
+    // blocks; its decoder keeps no state across plain bytes and escapes, so starting at an
+    // escape is the same as starting at the opening quote). With less room for that, or for a
+    // value that is not a string, it goes through get_string() and add_text() as before, which
+    // also gives the errors. Returns the simdjson error for the caller to report; full is set
+    // when scratch is full.
+    simdjson::error_code put_text(od::value& v, Source src, Role role, uint32_t index, bool& full) noexcept {
+        std::string_view body;
+        const size_t sep = used ? 1 : 0;
+        if (string_body(v, body) && top - used >= sep + body.size()) {
+            uint8_t* dst = scratch + used + sep;
+            size_t in = 0, out = 0;
+            if (decode_simple(body.data(), body.size(), dst, in, out)) {
+                od::raw_json_string rs;
+                if (auto ec = v.get_raw_json_string().get(rs)) return ec;
+                commit_text(out, src, role, index);
+                return simdjson::SUCCESS;
+            }
+            if (top - used >= sep + body.size() + PADDING) {
+                od::raw_json_string rs;
+                if (auto ec = v.get_raw_json_string().get(rs)) return ec;
+                uint8_t* d = dst + out;
+                std::string_view tail;
+                if (auto ec = parser.unescape(od::raw_json_string(reinterpret_cast<const uint8_t*>(body.data() + in)), d).get(tail))
+                    return ec;
+                commit_text(out + tail.size(), src, role, index);
+                return simdjson::SUCCESS;
+            }
+        }
+        std::string_view s;
+        if (auto ec = v.get_string().get(s)) return ec;
+        full = !add_text(s, src, role, index);
+        return simdjson::SUCCESS;
+    }
+
+    // A short string value that is only compared or kept (role, part type, model, user): its
+    // raw bytes when it has no escapes, else simdjson's unescaped copy.
+    simdjson::error_code small_string(od::value& v, std::string_view& out) noexcept {
+        if (string_body(v, out) && !has_backslash(out)) {
+            od::raw_json_string rs;
+            return v.get_raw_json_string().get(rs);
+        }
+        return v.get_string().get(out);
+    }
+
     Error run(Endpoint ep, size_t len) noexcept;
-    Error message_(od::value v, uint32_t i) noexcept;
-    Error content_(od::value v, uint32_t i, Role role) noexcept;
-    Error tool_calls_(od::value v, uint32_t i) noexcept;
-    Error tools_(od::value v, bool legacy) noexcept;
-    Error function_def_(od::value v, uint32_t k, const char* where) noexcept;
-    Error prompt_(od::value v) noexcept;
-    Error count_ids_(od::array a, uint32_t i) noexcept;
-    Error uint_field(od::value v, const char* name, int64_t min, int64_t& out, bool& present) noexcept;
-    Error bool_field(od::value v, const char* name, bool& out) noexcept;
-    Error raw_text_(od::value v, Source src, uint32_t k, const char* path_fmt, const char* field) noexcept;
+    Error message_(od::value& v, uint32_t i) noexcept;
+    Error content_(od::value& v, uint32_t i, Role role) noexcept;
+    Error tool_calls_(od::value& v, uint32_t i) noexcept;
+    Error tools_(od::value& v, bool legacy) noexcept;
+    Error function_def_(od::value& v, uint32_t k, const char* where) noexcept;
+    Error prompt_(od::value& v) noexcept;
+    Error count_ids_(od::array& a, uint32_t i) noexcept;
+    Error uint_field(od::value& v, const char* name, int64_t min, int64_t& out, bool& present) noexcept;
+    Error bool_field(od::value& v, const char* name, bool& out) noexcept;
 };
 
 Extractor::Extractor() noexcept { _msg[0] = 0; _param[0] = 0; }
@@ -167,6 +281,7 @@ bool Extractor::init(size_t max_body_bytes) noexcept {
     if (!impl->pad) return false;
     std::memset(impl->pad.get(), 0, max_body_bytes + PADDING);
     impl->pad_cap = max_body_bytes + PADDING;
+    impl->decode_simple = text::pick_decode_simple();
     impl->ex = this;
     _impl = std::move(impl);
     _max_body = max_body_bytes;
@@ -235,6 +350,22 @@ Error Extractor::extract(Endpoint ep, uint8_t* body, size_t len, size_t capacity
         if (ec__) return string_error(ec__, fmt, a, b, typemsg);                \
     } while (0)
 
+// A short string value that is only compared or kept (small_string), with TRY_STR's errors.
+#define TRY_SMALL(val, sv, fmt, a, b, typemsg)                                  \
+    do {                                                                        \
+        auto ec__ = small_string(val, sv);                                      \
+        if (ec__) return string_error(ec__, fmt, a, b, typemsg);                \
+    } while (0)
+
+// A string value appended as prompt text (put_text), with the same errors as TRY_STR + add_text.
+#define TRY_TEXT(val, src, role, index, fmt, a, b, typemsg)                                       \
+    do {                                                                                        \
+        bool full__ = false;                                                                    \
+        auto ec__ = put_text(val, src, role, index, full__);                                    \
+        if (ec__) return string_error(ec__, fmt, a, b, typemsg);                                \
+        if (full__) return fail(Error::SCRATCH_FULL, "The request is too large to process.");   \
+    } while (0)
+
 Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
     od::document doc;
     auto ec = parser.iterate(base, len, len + PADDING).get(doc);
@@ -269,24 +400,25 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
     uint32_t seen = 0;
     bool max_completion = false;
     for (auto fr : obj) {
-        od::field f;
-        if (std::move(fr).get(f)) return fail(Error::INVALID_JSON, "The request body is not valid JSON.");
+        od::field* f = in_place(fr);
+        if (!f) return fail(Error::INVALID_JSON, "The request body is not valid JSON.");
         std::string_view key;
-        if (!key_of(f, key)) return fail(Error::INVALID_JSON, "The request body is not valid JSON.");
-        od::value v = f.value();
+        if (!key_of(*f, key)) return fail(Error::INVALID_JSON, "The request body is not valid JSON.");
+        od::value& v = f->value();
         uint32_t bit = 0;
-        if (key == "model") bit = F_MODEL;
-        else if (key == "messages") bit = F_MESSAGES;
-        else if (key == "prompt") bit = F_PROMPT;
-        else if (key == "max_tokens") bit = F_MAX_TOKENS;
-        else if (key == "max_completion_tokens") bit = F_MAX_COMPLETION;
-        else if (key == "n") bit = F_N;
-        else if (key == "stream") bit = F_STREAM;
-        else if (key == "stream_options") bit = F_STREAM_OPTIONS;
-        else if (key == "user") bit = F_USER;
-        else if (key == "tools") bit = F_TOOLS;
-        else if (key == "functions") bit = F_FUNCTIONS;
-        else continue;
+        switch (key.size()) {  // by length first: one compare per key
+        case 1: if (key == "n") bit = F_N; break;
+        case 4: if (key == "user") bit = F_USER; break;
+        case 5: if (key == "model") bit = F_MODEL; else if (key == "tools") bit = F_TOOLS; break;
+        case 6: if (key == "stream") bit = F_STREAM; else if (key == "prompt") bit = F_PROMPT; break;
+        case 8: if (key == "messages") bit = F_MESSAGES; break;
+        case 9: if (key == "functions") bit = F_FUNCTIONS; break;
+        case 10: if (key == "max_tokens") bit = F_MAX_TOKENS; break;
+        case 14: if (key == "stream_options") bit = F_STREAM_OPTIONS; break;
+        case 21: if (key == "max_completion_tokens") bit = F_MAX_COMPLETION; break;
+        default: break;
+        }
+        if (bit == 0) continue;
         if (seen & bit) {
             char k[48];
             snprintf(k, sizeof k, "%.*s", static_cast<int>(key.size() < 40 ? key.size() : 40), key.data());
@@ -298,7 +430,7 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
         case F_MODEL: {
             std::string_view raw = v.raw_json_token();
             std::string_view s;
-            TRY_STR(v.get_string(), s, "model", 0u, 0u, "must be a string");
+            TRY_SMALL(v, s, "model", 0u, 0u, "must be a string");
             if (s.empty()) return fail(Error::BAD_VALUE, "must not be empty", "model");
             while (!raw.empty() && raw.back() != '"') raw.remove_suffix(1);  // token may carry whitespace
             r.model_raw_off = static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(raw.data()) - base);
@@ -315,9 +447,9 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
                                 : fail(Error::INVALID_JSON, "is not valid JSON", "messages");
             uint32_t i = 0;
             for (auto mr : a) {
-                od::value mv;
-                if (mr.get(mv)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u]", i);
-                if ((e = message_(mv, i)) != Error::NONE) return e;
+                od::value* mv = in_place(mr);
+                if (!mv) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u]", i);
+                if ((e = message_(*mv, i)) != Error::NONE) return e;
                 ++i;
             }
             r.message_count = i;
@@ -363,14 +495,14 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
                 return fail(Error::WRONG_TYPE, "must be an object or null", "stream_options");
             bool seen_iu = false;
             for (auto sfr : so) {
-                od::field sf;
+                od::field* sf = in_place(sfr);
                 std::string_view sk;
-                if (std::move(sfr).get(sf) || !key_of(sf, sk))
+                if (!key_of(sf, sk))
                     return fail(Error::INVALID_JSON, "is not valid JSON", "stream_options");
                 if (sk != "include_usage") continue;
                 if (seen_iu) return fail(Error::DUPLICATE_FIELD, "appears more than once", "stream_options.include_usage");
                 seen_iu = true;
-                if ((e = bool_field(sf.value(), "stream_options.include_usage", r.include_usage)) != Error::NONE) return e;
+                if ((e = bool_field(sf->value(), "stream_options.include_usage", r.include_usage)) != Error::NONE) return e;
             }
             break;
         }
@@ -379,7 +511,7 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
             if (v.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", "user");
             if (t == od::json_type::null) break;
             std::string_view s;
-            TRY_STR(v.get_string(), s, "user", 0u, 0u, "must be a string");
+            TRY_SMALL(v, s, "user", 0u, 0u, "must be a string");
             if (!keep_string(s, r.user)) return fail(Error::SCRATCH_FULL, "The request is too large to process.");
             break;
         }
@@ -401,7 +533,7 @@ Error Extractor::Impl::run(Endpoint ep, size_t len) noexcept {
     return Error::NONE;
 }
 
-Error Extractor::Impl::uint_field(od::value v, const char* name, int64_t min, int64_t& out, bool& present) noexcept {
+Error Extractor::Impl::uint_field(od::value& v, const char* name, int64_t min, int64_t& out, bool& present) noexcept {
     od::json_type t;
     if (v.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", "%s", name);
     if (t == od::json_type::null) { present = false; return Error::NONE; }
@@ -425,7 +557,7 @@ Error Extractor::Impl::uint_field(od::value v, const char* name, int64_t min, in
     return Error::NONE;
 }
 
-Error Extractor::Impl::bool_field(od::value v, const char* name, bool& out) noexcept {
+Error Extractor::Impl::bool_field(od::value& v, const char* name, bool& out) noexcept {
     od::json_type t;
     if (v.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", "%s", name);
     if (t == od::json_type::null) return Error::NONE;
@@ -435,7 +567,7 @@ Error Extractor::Impl::bool_field(od::value v, const char* name, bool& out) noex
     return Error::NONE;
 }
 
-Error Extractor::Impl::message_(od::value mv, uint32_t i) noexcept {
+Error Extractor::Impl::message_(od::value& mv, uint32_t i) noexcept {
     od::object mo;
     auto ec = mv.get_object().get(mo);
     if (ec) return ec == simdjson::INCORRECT_TYPE ? fail(Error::WRONG_TYPE, "must be an object", "messages[%u]", i)
@@ -446,24 +578,29 @@ Error Extractor::Impl::message_(od::value mv, uint32_t i) noexcept {
     bool has_role = false, has_content = false, has_tool_calls = false;
     uint32_t first_span = req->span_count;
     for (auto fr : mo) {
-        od::field f;
+        od::field* f = in_place(fr);
         std::string_view k;
-        if (std::move(fr).get(f) || !key_of(f, k)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u]", i);
+        // The two keys every message has, compared raw first (with their closing quote, so
+        // they are exactly these keys, unescaped); anything else is unescaped by key_of.
+        const char* r = f ? f->key().raw() : nullptr;
+        if (r && std::memcmp(r, "role\"", 5) == 0) k = "role";
+        else if (r && std::memcmp(r, "content\"", 8) == 0) k = "content";
+        else if (!key_of(f, k)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u]", i);
         if (k == "role") {
             if (has_role) return fail(Error::DUPLICATE_FIELD, "appears more than once", "messages[%u].role", i);
             has_role = true;
             std::string_view s;
-            TRY_STR(f.value().get_string(), s, "messages[%u].role", i, 0u, "must be a string");
+            TRY_SMALL(f->value(), s, "messages[%u].role", i, 0u, "must be a string");
             role = role_of(s);
         } else if (k == "content") {
             if (has_content) return fail(Error::DUPLICATE_FIELD, "appears more than once", "messages[%u].content", i);
             has_content = true;
-            Error e = content_(f.value(), i, role);
+            Error e = content_(f->value(), i, role);
             if (e != Error::NONE) return e;
         } else if (k == "tool_calls") {
             if (has_tool_calls) return fail(Error::DUPLICATE_FIELD, "appears more than once", "messages[%u].tool_calls", i);
             has_tool_calls = true;
-            Error e = tool_calls_(f.value(), i);
+            Error e = tool_calls_(f->value(), i);
             if (e != Error::NONE) return e;
         }
     }
@@ -473,14 +610,16 @@ Error Extractor::Impl::message_(od::value mv, uint32_t i) noexcept {
     return Error::NONE;
 }
 
-Error Extractor::Impl::content_(od::value v, uint32_t i, Role role) noexcept {
+Error Extractor::Impl::content_(od::value& v, uint32_t i, Role role) noexcept {
+    if (v.raw_json_token()[0] == '"') {  // the common case, a string (what type() would say)
+        TRY_TEXT(v, Source::MESSAGE, role, i, "messages[%u].content", i, 0u, "must be a string or an array of content parts");
+        return Error::NONE;
+    }
     od::json_type t;
     if (v.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].content", i);
     if (t == od::json_type::null) return Error::NONE;
     if (t == od::json_type::string) {
-        std::string_view s;
-        TRY_STR(v.get_string(), s, "messages[%u].content", i, 0u, "must be a string or an array of content parts");
-        if (!add_text(s, Source::MESSAGE, role, i)) return fail(Error::SCRATCH_FULL, "The request is too large to process.");
+        TRY_TEXT(v, Source::MESSAGE, role, i, "messages[%u].content", i, 0u, "must be a string or an array of content parts");
         return Error::NONE;
     }
     if (t != od::json_type::array)
@@ -489,10 +628,10 @@ Error Extractor::Impl::content_(od::value v, uint32_t i, Role role) noexcept {
     if (v.get_array().get(a)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].content", i);
     uint32_t j = 0;
     for (auto pr : a) {
-        od::value pv;
+        od::value* pv = in_place(pr);
         od::object po;
-        if (pr.get(pv)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].content[%u]", i, j);
-        auto ec = pv.get_object().get(po);
+        if (!pv) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].content[%u]", i, j);
+        auto ec = pv->get_object().get(po);
         if (ec) return ec == simdjson::INCORRECT_TYPE
                            ? fail(Error::WRONG_TYPE, "must be a content part object", "messages[%u].content[%u]", i, j)
                            : fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].content[%u]", i, j);
@@ -504,23 +643,21 @@ Error Extractor::Impl::content_(od::value v, uint32_t i, Role role) noexcept {
         bool has_type = false, has_text = false;
         std::string_view type;
         for (auto fr : po) {
-            od::field f;
+            od::field* f = in_place(fr);
             std::string_view k;
-            if (std::move(fr).get(f) || !key_of(f, k))
+            if (!key_of(f, k))
                 return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].content[%u]", i, j);
             if (k == "type") {
                 if (has_type) return fail(Error::DUPLICATE_FIELD, "appears more than once", "messages[%u].content[%u].type", i, j);
                 has_type = true;
                 std::string_view s;
-                TRY_STR(f.value().get_string(), s, "messages[%u].content[%u].type", i, j, "must be a string");
+                TRY_SMALL(f->value(), s, "messages[%u].content[%u].type", i, j, "must be a string");
                 // Only a few type names matter; compare now, the string buffer is reused.
                 type = s == "text" || s == "input_text" ? "text" : s == "image_url" || s == "input_image" ? "image" : "other";
             } else if (k == "text") {
                 if (has_text) return fail(Error::DUPLICATE_FIELD, "appears more than once", "messages[%u].content[%u].text", i, j);
                 has_text = true;
-                std::string_view s;
-                TRY_STR(f.value().get_string(), s, "messages[%u].content[%u].text", i, j, "must be a string");
-                if (!add_text(s, Source::MESSAGE, role, i)) return fail(Error::SCRATCH_FULL, "The request is too large to process.");
+                TRY_TEXT(f->value(), Source::MESSAGE, role, i, "messages[%u].content[%u].text", i, j, "must be a string");
             }
         }
         if (!has_type) return fail(Error::MISSING_FIELD, "is required", "messages[%u].content[%u].type", i, j);
@@ -538,7 +675,7 @@ Error Extractor::Impl::content_(od::value v, uint32_t i, Role role) noexcept {
     return Error::NONE;
 }
 
-Error Extractor::Impl::tool_calls_(od::value v, uint32_t i) noexcept {
+Error Extractor::Impl::tool_calls_(od::value& v, uint32_t i) noexcept {
     od::json_type t;
     if (v.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].tool_calls", i);
     if (t == od::json_type::null) return Error::NONE;
@@ -547,32 +684,29 @@ Error Extractor::Impl::tool_calls_(od::value v, uint32_t i) noexcept {
         return fail(Error::WRONG_TYPE, "must be an array", "messages[%u].tool_calls", i);
     uint32_t j = 0;
     for (auto cr : a) {
-        od::value cv;
+        od::value* cv = in_place(cr);
         od::object co;
-        if (cr.get(cv) || cv.get_object().get(co))
+        if (!cv || cv->get_object().get(co))
             return fail(Error::WRONG_TYPE, "must be an object", "messages[%u].tool_calls[%u]", i, j);
         for (auto fr : co) {
-            od::field f;
+            od::field* f = in_place(fr);
             std::string_view k;
-            if (std::move(fr).get(f) || !key_of(f, k))
+            if (!key_of(f, k))
                 return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].tool_calls[%u]", i, j);
             if (k != "function") continue;
             od::object fo;
-            if (f.value().get_object().get(fo))
+            if (f->value().get_object().get(fo))
                 return fail(Error::WRONG_TYPE, "must be an object", "messages[%u].tool_calls[%u].function", i, j);
             for (auto gr : fo) {
-                od::field g;
+                od::field* g = in_place(gr);
                 std::string_view gk;
-                if (std::move(gr).get(g) || !key_of(g, gk))
+                if (!key_of(g, gk))
                     return fail(Error::INVALID_JSON, "is not valid JSON", "messages[%u].tool_calls[%u].function", i, j);
                 if (gk != "name" && gk != "arguments") continue;
-                std::string_view s;
-                auto ec = g.value().get_string().get(s);
-                if (ec) return string_error(ec, gk == "name" ? "messages[%u].tool_calls[%u].function.name"
-                                                             : "messages[%u].tool_calls[%u].function.arguments",
-                                            i, j, "must be a string");
-                if (!add_text(s, Source::TOOL_CALL, Role::ASSISTANT, i))
-                    return fail(Error::SCRATCH_FULL, "The request is too large to process.");
+                TRY_TEXT(g->value(), Source::TOOL_CALL, Role::ASSISTANT, i,
+                         gk == "name" ? "messages[%u].tool_calls[%u].function.name"
+                                      : "messages[%u].tool_calls[%u].function.arguments",
+                         i, j, "must be a string");
             }
         }
         ++j;
@@ -582,7 +716,7 @@ Error Extractor::Impl::tool_calls_(od::value v, uint32_t i) noexcept {
 
 // tools: [{"type":"function","function":{"name","description","parameters"}}]
 // functions (legacy): [{"name","description","parameters"}]
-Error Extractor::Impl::tools_(od::value v, bool legacy) noexcept {
+Error Extractor::Impl::tools_(od::value& v, bool legacy) noexcept {
     const char* top = legacy ? "functions" : "tools";
     od::json_type t;
     if (v.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", "%s", top);
@@ -591,8 +725,9 @@ Error Extractor::Impl::tools_(od::value v, bool legacy) noexcept {
     if (t != od::json_type::array || v.get_array().get(a)) return fail(Error::WRONG_TYPE, "must be an array", "%s", top);
     uint32_t k = 0;
     for (auto tr : a) {
-        od::value tv;
-        if (tr.get(tv)) return fail(Error::INVALID_JSON, "is not valid JSON", "%s[%u]", top, k);
+        od::value* tvp = in_place(tr);
+        if (!tvp) return fail(Error::INVALID_JSON, "is not valid JSON", "%s[%u]", top, k);
+        od::value& tv = *tvp;
         Error e;
         if (legacy) {
             e = function_def_(tv, k, "functions[%u]");
@@ -602,12 +737,12 @@ Error Extractor::Impl::tools_(od::value v, bool legacy) noexcept {
             if (ec) return fail(Error::WRONG_TYPE, "must be an object", "tools[%u]", k);
             e = Error::NONE;
             for (auto fr : to) {
-                od::field f;
+                od::field* f = in_place(fr);
                 std::string_view key;
-                if (std::move(fr).get(f) || !key_of(f, key))
+                if (!key_of(f, key))
                     return fail(Error::INVALID_JSON, "is not valid JSON", "tools[%u]", k);
                 if (key != "function") continue;
-                if ((e = function_def_(f.value(), k, "tools[%u].function")) != Error::NONE) return e;
+                if ((e = function_def_(f->value(), k, "tools[%u].function")) != Error::NONE) return e;
             }
         }
         if (e != Error::NONE) return e;
@@ -617,28 +752,28 @@ Error Extractor::Impl::tools_(od::value v, bool legacy) noexcept {
     return Error::NONE;
 }
 
-Error Extractor::Impl::function_def_(od::value v, uint32_t k, const char* where) noexcept {
+Error Extractor::Impl::function_def_(od::value& v, uint32_t k, const char* where) noexcept {
     od::object fo;
     auto ec = v.get_object().get(fo);
     if (ec) return fail(Error::WRONG_TYPE, "must be an object", where, k);
     char path[80];
     for (auto fr : fo) {
-        od::field f;
+        od::field* f = in_place(fr);
         std::string_view key;
-        if (std::move(fr).get(f) || !key_of(f, key)) return fail(Error::INVALID_JSON, "is not valid JSON", where, k);
+        if (!key_of(f, key)) return fail(Error::INVALID_JSON, "is not valid JSON", where, k);
         if (key == "name" || key == "description") {
-            std::string_view s;
-            auto sec = f.value().get_string().get(s);
+            bool full = false;
+            auto sec = put_text(f->value(), Source::TOOL_DEF, Role::NONE, k, full);
             if (sec) {
                 snprintf(path, sizeof path, where, k);
                 return fail(sec == simdjson::INCORRECT_TYPE ? Error::WRONG_TYPE : Error::INVALID_JSON,
                             sec == simdjson::INCORRECT_TYPE ? "must be a string" : "is not a valid JSON string",
                             "%s.%s", path, key == "name" ? "name" : "description");
             }
-            if (!add_text(s, Source::TOOL_DEF, Role::NONE, k)) return fail(Error::SCRATCH_FULL, "The request is too large to process.");
+            if (full) return fail(Error::SCRATCH_FULL, "The request is too large to process.");
         } else if (key == "parameters") {
             // The schema counts as prompt text as the backend renders it: raw JSON.
-            od::value pv = f.value();
+            od::value& pv = f->value();
             od::json_type t;
             if (pv.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", where, k);
             std::string_view raw;
@@ -667,11 +802,11 @@ Error Extractor::Impl::function_def_(od::value v, uint32_t k, const char* where)
     return Error::NONE;
 }
 
-Error Extractor::Impl::count_ids_(od::array a, uint32_t i) noexcept {
+Error Extractor::Impl::count_ids_(od::array& a, uint32_t i) noexcept {
     for (auto er : a) {
-        od::value ev;
+        od::value* ev = in_place(er);
         uint64_t id;
-        if (er.get(ev) || ev.get_uint64().get(id))
+        if (!ev || ev->get_uint64().get(id))
             return fail(Error::WRONG_TYPE, "must be an array of token ids", "prompt[%u]", i);
         ++req->prompt_token_ids;
     }
@@ -679,14 +814,12 @@ Error Extractor::Impl::count_ids_(od::array a, uint32_t i) noexcept {
 }
 
 // prompt: string | [string] | [int] | [[int]]
-Error Extractor::Impl::prompt_(od::value v) noexcept {
+Error Extractor::Impl::prompt_(od::value& v) noexcept {
     static const char* const TYPE_MSG = "must be a string, an array of strings, or token ids";
     od::json_type t;
     if (v.type().get(t)) return fail(Error::INVALID_JSON, "is not valid JSON", "prompt");
     if (t == od::json_type::string) {
-        std::string_view s;
-        TRY_STR(v.get_string(), s, "prompt", 0u, 0u, TYPE_MSG);
-        if (!add_text(s, Source::PROMPT, Role::NONE, 0)) return fail(Error::SCRATCH_FULL, "The request is too large to process.");
+        TRY_TEXT(v, Source::PROMPT, Role::NONE, 0, "prompt", 0u, 0u, TYPE_MSG);
         return Error::NONE;
     }
     if (t != od::json_type::array) return fail(Error::WRONG_TYPE, TYPE_MSG, "prompt");
@@ -694,13 +827,12 @@ Error Extractor::Impl::prompt_(od::value v) noexcept {
     if (v.get_array().get(a)) return fail(Error::INVALID_JSON, "is not valid JSON", "prompt");
     uint32_t i = 0;
     for (auto er : a) {
-        od::value ev;
+        od::value* evp = in_place(er);
         od::json_type et;
-        if (er.get(ev) || ev.type().get(et)) return fail(Error::INVALID_JSON, "is not valid JSON", "prompt[%u]", i);
+        if (!evp || evp->type().get(et)) return fail(Error::INVALID_JSON, "is not valid JSON", "prompt[%u]", i);
+        od::value& ev = *evp;
         if (et == od::json_type::string) {
-            std::string_view s;
-            TRY_STR(ev.get_string(), s, "prompt[%u]", i, 0u, TYPE_MSG);
-            if (!add_text(s, Source::PROMPT, Role::NONE, i)) return fail(Error::SCRATCH_FULL, "The request is too large to process.");
+            TRY_TEXT(ev, Source::PROMPT, Role::NONE, i, "prompt[%u]", i, 0u, TYPE_MSG);
         } else if (et == od::json_type::number) {
             uint64_t id;
             if (ev.get_uint64().get(id)) return fail(Error::WRONG_TYPE, "must be a token id (non-negative integer)", "prompt[%u]", i);

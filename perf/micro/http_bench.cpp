@@ -1,7 +1,7 @@
 // lib/http micro benchmarks: request framing of 1 KB / 4 KB / 64 KB chat requests (Content-Length
-// and chunked), side by side with bare http-parser (no strictness checks) and with a lower bound
-// (find the end of the header block, read Content-Length), plus response framing of an SSE
-// stream. Each benchmark checks its result before timing. Report medians:
+// on the fast path and, with the fast path off, through http-parser; chunked), side by side with
+// bare http-parser (no strictness checks) and with a lower bound (find the end of the header
+// block, read Content-Length), plus response framing of an SSE stream. Each benchmark checks its result before timing. Report medians:
 //   build/perf/micro/http_bench --benchmark_repetitions=9 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -76,8 +76,27 @@ void BM_RequestContentLength(benchmark::State& st) {
     std::vector<uint8_t> buf(req.begin(), req.end());
     RequestParser p;
     p.set_limits({16384, 64, 8u << 20});
-    check(p.parse(buf.data(), buf.size()) == static_cast<int64_t>(buf.size()), "CL request complete");
+    check(p.parse(buf.data(), buf.size()) == static_cast<int64_t>(buf.size()) && p.fast_framed(), "CL request complete");
     check(p.body_length() == body.size() && std::memcmp(p.body_data(buf.data()), body.data(), body.size()) == 0, "CL body");
+    for (auto _ : st) {
+        p.reset();
+        int64_t rc = p.parse(buf.data(), buf.size());
+        benchmark::DoNotOptimize(rc);
+    }
+    st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * buf.size()));
+}
+
+// The same, with the fast path switched off: every request goes through http-parser (what the
+// fast path replaced; both must give the same result, see tests/unit/http_test.cpp).
+void BM_RequestContentLengthViaHttpParser(benchmark::State& st) {
+    std::string body = chat_body(static_cast<size_t>(st.range(0)));
+    std::string req = request_cl(body);
+    std::vector<uint8_t> buf(req.begin(), req.end());
+    RequestParser p;
+    p.set_limits({16384, 64, 8u << 20});
+    p.set_fast_path(false);
+    check(p.parse(buf.data(), buf.size()) == static_cast<int64_t>(buf.size()) && !p.fast_framed(), "CL request via http-parser");
+    check(p.body_length() == body.size(), "CL body via http-parser");
     for (auto _ : st) {
         p.reset();
         int64_t rc = p.parse(buf.data(), buf.size());
@@ -197,6 +216,7 @@ void BM_ResponseSse(benchmark::State& st) {
 }  // namespace
 
 BENCHMARK(BM_RequestContentLength)->Arg(1024)->Arg(4096)->Arg(65536);
+BENCHMARK(BM_RequestContentLengthViaHttpParser)->Arg(1024)->Arg(4096)->Arg(65536);
 BENCHMARK(BM_RequestSegmented)->Arg(1024)->Arg(4096)->Arg(65536);
 BENCHMARK(BM_RequestChunked)->Arg(1024)->Arg(4096)->Arg(65536);
 BENCHMARK(BM_BareHttpParser)->Arg(1024)->Arg(4096)->Arg(65536);

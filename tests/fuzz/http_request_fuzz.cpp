@@ -3,7 +3,8 @@
 //  * resumability: the same bytes fed whole and fed in pieces (cut points taken from the input)
 //    give the same result, error or request;
 //  * in-place de-chunking and de-chunking into a separate buffer give the same body;
-//  * every span a parsed request exposes lies inside the buffer.
+//  * every span a parsed request exposes lies inside the buffer;
+//  * the fast path (no http-parser) and the http-parser path give the same result.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -67,6 +68,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string sb = summary(b, pieces.data(), pieces.size(), rb);
     if (sa != sb) {
         fprintf(stderr, "whole:  %s\npieces: %s\n", sa.c_str(), sb.c_str());
+        abort();
+    }
+    // Library path only: must agree with the default (fast path where it applies).
+    std::vector<uint8_t> lib(req, req + n);
+    RequestParser c;
+    c.set_limits(small_limits());
+    c.set_fast_path(false);
+    const int64_t rc = c.parse(lib.data(), lib.size());
+    const std::string sc = summary(c, lib.data(), lib.size(), rc);
+    if (sa != sc) {
+        fprintf(stderr, "fast:   %s\nlibrary: %s\n", sa.c_str(), sc.c_str());
         abort();
     }
     if (ra > 0) {

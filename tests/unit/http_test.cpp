@@ -9,6 +9,7 @@
 #include "http/error_response.hpp"
 #include "http/request.hpp"
 #include "http/response.hpp"
+#include "http/scan.hpp"
 
 using namespace tlb::http;
 
@@ -326,6 +327,222 @@ TEST(HttpRequest, AbsoluteFormTarget) {
     RequestParser p;
     ASSERT_GT(p.parse(b.data(), b.size()), 0);
     EXPECT_EQ(span_str(r, p.path()), "/v1/models");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fast path (requests framed without http-parser) against the library path.
+
+namespace {
+
+// Everything a caller can observe, at every point of the feed (not only at the end).
+std::string observe(const RequestParser& p, const uint8_t* b, size_t len, int64_t rc) {
+    auto str = [&](Span x) {
+        if (static_cast<size_t>(x.off) + x.len > len) return std::string("<out of buffer>");
+        return std::to_string(x.off) + ":" + std::string(reinterpret_cast<const char*>(b) + x.off, x.len);
+    };
+    std::string s = "rc=" + std::to_string(rc) + " err=" + error_name(p.error()) + " hc=" +
+                    std::to_string(p.headers_complete()) + " c=" + std::to_string(p.complete()) +
+                    " ec=" + std::to_string(p.expect_continue()) + " nh=" + std::to_string(p.header_count());
+    s += " m=" + std::to_string(static_cast<int>(p.method())) + str(p.method_span()) + " t=" + str(p.target()) +
+         " path=" + str(p.path()) + " v=" + std::to_string(p.version_minor()) + " ka=" + std::to_string(p.keep_alive()) +
+         " ch=" + std::to_string(p.chunked()) + " hcl=" + std::to_string(p.has_content_length()) +
+         " cl=" + std::to_string(p.content_length()) + " he=" + std::to_string(p.headers_end()) +
+         " host=" + str(p.host()) + " ct=" + str(p.content_type()) + " auth=" + str(p.authorization());
+    for (uint32_t i = 0; i < p.header_count(); ++i)
+        s += " [" + str(p.headers()[i].name) + "=" + str(p.headers()[i].value) + "]";
+    s += " bl=" + std::to_string(p.body_length());
+    if (p.complete()) s += " body=" + std::string(reinterpret_cast<const char*>(p.body_data(b)), p.body_length());
+    return s;
+}
+
+// Feeds req in steps of `step` bytes (0: whole) with the fast path on or off and records what is
+// observable after every call, then parses any pipelined remainder as the next request.
+std::string trace(const std::string& req, bool fast, size_t step, const Limits& lim) {
+    std::vector<uint8_t> buf(req.begin(), req.end());
+    RequestParser p;
+    p.set_limits(lim);
+    p.set_fast_path(fast);
+    std::string t;
+    int64_t rc = 0;
+    for (size_t len = step ? 0 : buf.size();; len = std::min(buf.size(), len + step)) {
+        rc = p.parse(buf.data(), len);
+        t += observe(p, buf.data(), len, rc) + "\n";
+        if (rc != 0 || len == buf.size()) break;
+    }
+    if (rc > 0) {
+        p.reset();
+        const size_t r = static_cast<size_t>(rc);
+        t += "next: " + observe(p, buf.data() + r, buf.size() - r, p.parse(buf.data() + r, buf.size() - r));
+    }
+    return t;
+}
+
+void expect_same_on_both_paths(const std::string& req, const Limits& lim = {}) {
+    for (size_t step : {size_t{0}, size_t{1}, size_t{2}, size_t{7}, size_t{61}}) {
+        ASSERT_EQ(trace(req, true, step, lim), trace(req, false, step, lim)) << "step " << step << " of:\n" << req;
+    }
+}
+
+const std::vector<std::string>& path_cases() {
+    static const std::vector<std::string> cases = {
+        // Taken by the fast path.
+        post_cl(CHAT_BODY),
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "\r\n\r\nGET /v1/models?x=1&y=?#frag HTTP/1.1\r\nhost: a\r\nX-Empty:\r\nX-Blank: \t \r\nX-Obs: caf\xc3\xa9\r\n\r\n",
+        "HEAD /a#b?c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "PUT /a HTTP/1.0\r\nConnection: KEEP-ALIVE  \r\nContent-Length: 3\r\n\r\nabc",
+        "DELETE /a HTTP/1.0\r\nContent-Length:\t 0007 \r\n\r\n1234567GET / HTTP/1.1\r\n\r\n",
+        "PATCH /a HTTP/1.9\r\nHost: a\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
+        "OPTIONS /a HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 5\r\nContent-Type: \r\nContent-Type: b\r\n\r\nhello",
+        "POST /x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer k\r\nAuthorization: other\r\nContent-Length: 999999999999999999\r\n\r\n",
+        "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection-X: close\r\nContent-Lengthy: 1\r\nUpgrades: x\r\n\r\nabc",
+        // Errors found after the header block by on_headers_complete, on both paths.
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nhOST: b\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nExpect: later\r\nContent-Length: 1\r\n\r\nx",
+        // Left to http-parser (each must still agree).
+        "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http://a.example/b?c HTTP/1.1\r\nHost: a\r\n\r\n",
+        "PROPFIND /a HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POSTX /a HTTP/1.1\r\nHost: a\r\n\r\n",
+        "get /a HTTP/1.1\r\nHost: a\r\n\r\n",
+        "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding-X: 1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODINGS: chunked\r\nContent-Length: 1\r\n\r\nx",
+        "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n",
+        "GET / HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive, upgrade\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection:\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\t\r\n\r\nx",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\nx",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\nx",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0000000000000000000001\r\n\r\nx",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\nx",
+        // Errors of the block scanner (neither path gets to frame these).
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\r b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX : a\r\n\r\n",
+        "GET /a\"b HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n x\r\n\r\n",
+    };
+    return cases;
+}
+
+}  // namespace
+
+TEST(HttpRequest, FastPathTakesTheCommonRequests) {
+    auto fast = [](const std::string& r) {
+        std::vector<uint8_t> b(r.begin(), r.end());
+        RequestParser p;
+        EXPECT_NE(p.parse(b.data(), b.size()), 0) << r;
+        return p.fast_framed();
+    };
+    EXPECT_TRUE(fast(post_cl(CHAT_BODY)));
+    EXPECT_TRUE(fast("GET /v1/models HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"));
+    EXPECT_TRUE(fast("GET /v1/models HTTP/1.1\r\nHost: a\r\n\r\n"));
+    EXPECT_TRUE(fast("GET /v1/models HTTP/1.1\r\n\r\n"));  // its 400 (no Host) is found there too
+    EXPECT_FALSE(fast(post_chunked(CHAT_BODY, 8)));
+    EXPECT_FALSE(fast("GET http://a/v1/models HTTP/1.1\r\nHost: a\r\n\r\n"));
+    EXPECT_FALSE(fast("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n\r\n"));
+    std::vector<uint8_t> b(CHAT_BODY.size() + 512);
+    RequestParser off;
+    off.set_fast_path(false);
+    const std::string r = post_cl(CHAT_BODY);
+    std::copy(r.begin(), r.end(), b.begin());
+    EXPECT_GT(off.parse(b.data(), r.size()), 0);
+    EXPECT_FALSE(off.fast_framed());
+    off.reset();  // the switch is kept across reset()
+    EXPECT_GT(off.parse(b.data(), r.size()), 0);
+    EXPECT_FALSE(off.fast_framed());
+}
+
+TEST(HttpRequest, FastPathMatchesHttpParser) {
+    for (const auto& r : path_cases()) expect_same_on_both_paths(r);
+    // Small limits: the limits are enforced before either path frames the request.
+    Limits small;
+    small.max_header_bytes = 64;
+    small.max_headers = 2;
+    small.max_body_bytes = 4;
+    for (const auto& r : path_cases()) expect_same_on_both_paths(r, small);
+}
+
+TEST(HttpRequest, FastPathMatchesHttpParserOnMutations) {
+    // Deterministic mutations of requests the fast path takes: byte flips towards the characters
+    // that matter to framing, insertions and deletions.
+    const std::vector<std::string> seeds = {
+        post_cl(CHAT_BODY),
+        "GET /v1/models?q HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nab",
+        "POST /v1/completions HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nabcdGET / HTTP/1.1\r\n",
+    };
+    const char alphabet[] = {'\r', '\n', ' ', '\t', ':', '0', '9', 'a', 'K', '-', ',', '/', '?', '#', '*', '\x01', '\x7f', '\xe9', 'T', 'c'};
+    uint32_t x = 2463534242u;
+    auto rnd = [&x] { x ^= x << 13; x ^= x >> 17; x ^= x << 5; return x; };
+    Limits lim;
+    lim.max_header_bytes = 512;
+    lim.max_headers = 8;
+    lim.max_body_bytes = 512;
+    for (int iter = 0; iter < 3000; ++iter) {
+        std::string r = seeds[rnd() % seeds.size()];
+        const int edits = 1 + static_cast<int>(rnd() % 3);
+        for (int e = 0; e < edits && !r.empty(); ++e) {
+            const size_t at = rnd() % r.size();
+            const char c = alphabet[rnd() % sizeof alphabet];
+            switch (rnd() % 3) {
+            case 0: r[at] = c; break;
+            case 1: r.insert(r.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+            default: r.erase(at, 1); break;
+            }
+        }
+        for (size_t step : {size_t{0}, size_t{1 + rnd() % 40}})
+            ASSERT_EQ(trace(r, true, step, lim), trace(r, false, step, lim)) << "step " << step << " of:\n" << r;
+    }
+}
+
+TEST(HttpRequest, NameStartingWithTransferEncodingIsRefused) {
+    // http-parser treats any header name that starts with "transfer-encoding" as announcing a
+    // transfer coding; the fast path leaves such requests to it, so the verdict stays 400.
+    EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding-X: 1\r\nContent-Length: 1\r\n\r\nx"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encodings: x\r\n\r\n"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nX-Transfer-Encoding: x\r\n\r\n"), 200);
+}
+
+TEST(HttpScan, FindCtlMatchesScalarReference) {
+    uint32_t x = 12345;
+    auto rnd = [&x] { x = x * 1103515245u + 12345u; return x >> 8; };
+    std::vector<uint8_t> b(200);
+    for (int iter = 0; iter < 4000; ++iter) {
+        for (auto& c : b) {
+            const uint32_t k = rnd() % 100;
+            c = k < 90 ? static_cast<uint8_t>(0x20 + rnd() % 0x5f)
+                : k < 93 ? static_cast<uint8_t>('\t')
+                : k < 96 ? static_cast<uint8_t>(0x80 + rnd() % 0x80)
+                         : static_cast<uint8_t>(rnd() % 0x20 == 0x1f ? 0x7f : rnd() % 0x20);
+        }
+        const size_t from = rnd() % 80, end = from + rnd() % 120;
+        const size_t want = tlb::http::scan::find_ctl_scalar(b.data(), from, end);
+        ASSERT_EQ(tlb::http::scan::find_ctl(b.data(), from, end), want) << from << " " << end;
+#if defined(__SSE2__)
+        ASSERT_EQ(tlb::http::scan::find_ctl_sse2(b.data(), from, end), want) << from << " " << end;
+#endif
+    }
+    // Every byte value, alone, at every position of short and long ranges.
+    for (int c = 0; c < 256; ++c) {
+        for (size_t len : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{40}}) {
+            for (size_t at = 0; at < len; ++at) {
+                std::vector<uint8_t> v(len + 16, 'a');
+                v[8 + at] = static_cast<uint8_t>(c);
+                const size_t want = tlb::http::scan::is_ctl(static_cast<uint8_t>(c)) ? 8 + at : 8 + len;
+                ASSERT_EQ(tlb::http::scan::find_ctl(v.data(), 8, 8 + len), want) << c << " " << len << " " << at;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include "http/request.hpp"
 #include "http/response.hpp"
 #include "openai/request.hpp"
+#include "openai/text_copy.hpp"
 #include "openai/usage.hpp"
 
 // Counts every heap allocation in this binary; the no-allocation test reads it around the
@@ -378,6 +379,177 @@ TEST(OpenAiExtract, InvalidStringMessageNamesTheField) {
     }
     EXPECT_EQ(f.run(chat(R"([{"role":"user","content":"lone \udc00"}])")), Error::INVALID_JSON);
     EXPECT_EQ(f.msg(), "messages[0].content is not a valid JSON string");
+}
+
+TEST(OpenAiExtract, TextIsTheSameWhateverTheScratchRoom) {
+    // Prompt text is decoded straight into scratch when there is room for the vector block writes
+    // past its end, and through simdjson's own buffer when there is not (a scratch buffer of
+    // exactly the size of the result). Escapes land at every offset around the 16/32/64-byte
+    // block edges.
+    const std::string plain = "The quick brown fox jumps over the lazy dog; Grüße, Привет, 你好. ";
+    std::vector<std::string> contents;
+    for (size_t at : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{31}, size_t{32}, size_t{33},
+                      size_t{63}, size_t{64}, size_t{65}, size_t{127}, size_t{200}}) {
+        std::string c = (plain + plain + plain + plain).substr(0, at);
+        while (!c.empty() && (static_cast<unsigned char>(c.back()) & 0x80)) c.pop_back();  // no cut UTF-8
+        c.resize(at, '.');
+        contents.push_back(c + R"(\n)" + plain + R"(\"q\" \u00e9\ud83d\ude00 \\ end)");
+        contents.push_back(c);                      // no escape at all
+        contents.push_back(c + R"(\\)");             // escape as the last thing
+    }
+    for (const auto& c : contents) {
+        const std::string body = chat(R"([{"role":"system","content":"S"},{"role":"user","content":")" + c +
+                                      R"("},{"role":"user","content":[{"type":"text","text":")" + c + R"("}]}])");
+        Fixture roomy;
+        ASSERT_EQ(roomy.run(body), Error::NONE) << roomy.msg() << "\n" << body;
+        Extractor ex;
+        ASSERT_TRUE(ex.init(MAX_BODY));
+        std::vector<uint8_t> buf(body.begin(), body.end());
+        buf.resize(body.size() + PADDING);
+        // Exactly what the result needs: the last pieces cannot be decoded in place.
+        std::vector<uint8_t> scratch(roomy.req.text_len + roomy.req.model.size());
+        Request req;
+        ASSERT_EQ(ex.extract(Endpoint::CHAT_COMPLETIONS, buf.data(), body.size(), buf.size(), scratch.data(),
+                             scratch.size(), req), Error::NONE) << ex.message();
+        EXPECT_EQ(std::string(reinterpret_cast<const char*>(req.text), req.text_len), roomy.text());
+        ASSERT_EQ(req.span_count, roomy.req.span_count);
+        for (uint32_t i = 0; i < req.span_count; ++i) {
+            EXPECT_EQ(req.spans[i].off, roomy.req.spans[i].off);
+            EXPECT_EQ(req.spans[i].len, roomy.req.spans[i].len);
+            EXPECT_EQ(req.spans[i].role, roomy.req.spans[i].role);
+        }
+    }
+}
+
+TEST(OpenAiExtract, BadEscapeAfterLongPlainTextNamesTheField) {
+    const std::string pre(150, 'p');
+    Fixture f;
+    EXPECT_EQ(f.run(chat(R"([{"role":"user","content":")" + pre + R"(\x"}])")), Error::INVALID_JSON);
+    if (f.msg() != "The request body is not valid JSON.") {
+        EXPECT_EQ(f.msg(), "messages[0].content is not a valid JSON string");
+    }
+    EXPECT_EQ(f.run(chat(R"([{"role":"user","content":")" + pre + R"(\ud800x"}])")), Error::INVALID_JSON);
+    EXPECT_EQ(f.msg(), "messages[0].content is not a valid JSON string");
+    EXPECT_EQ(f.run(chat(R"([{"role":"user","content":[{"type":"text","text":")" + pre + R"(\udc00"}]}])")), Error::INVALID_JSON);
+    EXPECT_EQ(f.msg(), "messages[0].content[0].text is not a valid JSON string");
+    EXPECT_EQ(f.run(R"({"model":"m","prompt":")" + pre + R"(\u12"})", Endpoint::COMPLETIONS), Error::INVALID_JSON);
+}
+
+TEST(OpenAiText, CopyKernelsMatchTheReference) {
+    using namespace tlb::openai::text;
+    std::vector<std::pair<const char*, CopyPlainFn>> kernels;
+#if defined(__x86_64__)
+    kernels.push_back({"sse2", copy_plain_sse2});
+    if (__builtin_cpu_supports("avx2")) kernels.push_back({"avx2", copy_plain_avx2});
+    if (__builtin_cpu_supports("avx512bw")) kernels.push_back({"avx512", copy_plain_avx512});
+#endif
+    uint32_t x = 99;
+    auto rnd = [&x] { x = x * 1103515245u + 12345u; return x >> 8; };
+    std::vector<char> src(400 + 64);
+    for (int iter = 0; iter < 3000; ++iter) {
+        const size_t n = rnd() % 400;
+        for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>('a' + rnd() % 26);
+        if (rnd() % 4 != 0 && n > 0) src[rnd() % n] = '\\';
+        if (rnd() % 2) src[n + rnd() % 8] = '\\';  // past the end: must not count
+        std::vector<uint8_t> want(n + 64, 0), got(n + 64, 0);
+        const size_t k = copy_plain_scalar(src.data(), n, want.data());
+        for (const auto& [name, fn] : kernels) {
+            std::fill(got.begin(), got.end(), 0xee);
+            ASSERT_EQ(fn(src.data(), n, got.data()), k) << name << " n=" << n;
+            ASSERT_EQ(std::memcmp(got.data(), src.data(), k), 0) << name << " n=" << n;
+            for (size_t i = n; i < got.size(); ++i) ASSERT_EQ(got[i], 0xee) << name << " wrote past n=" << n;
+        }
+    }
+}
+
+TEST(OpenAiText, DecodeKernelsMatchTheReference) {
+    using namespace tlb::openai::text;
+    std::vector<std::pair<const char*, DecodeSimpleFn>> kernels = {{"picked", pick_decode_simple()}};
+#if defined(__x86_64__)
+    kernels.push_back({"sse2", decode_simple_sse2});
+    if (__builtin_cpu_supports("avx2")) kernels.push_back({"avx2", decode_simple_avx2});
+    if (__builtin_cpu_supports("avx512bw")) kernels.push_back({"avx512", decode_simple_avx512});
+    if (__builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"))
+        kernels.push_back({"vbmi2", decode_simple_vbmi2});
+#endif
+    const char* pieces[] = {"\\n", "\\t", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\r", "\\u00e9", "\\x", "ab", "xyz", "Gr\xc3\xbc\xc3\x9f" "e", " "};
+    uint32_t x = 7;
+    auto rnd = [&x] { x = x * 1103515245u + 12345u; return x >> 8; };
+    for (int iter = 0; iter < 5000; ++iter) {
+        std::string raw;
+        const size_t parts = rnd() % 40;
+        for (size_t p = 0; p < parts; ++p) {
+            const size_t pick = rnd() % 100;
+            if (pick < 60) raw += std::string(rnd() % 90, static_cast<char>('a' + rnd() % 26));
+            else raw += pieces[rnd() % (sizeof pieces / sizeof pieces[0])];
+        }
+        std::vector<char> src(raw.begin(), raw.end());
+        src.resize(raw.size() + 64, '"');
+        size_t win = 0, wout = 0;
+        std::vector<uint8_t> want(raw.size() + 64, 0xee), got(raw.size() + 64);
+        const bool wdone = decode_simple_scalar(src.data(), raw.size(), want.data(), win, wout);
+        // The reference itself: simple escapes decoded, stopped at the first \u or invalid one.
+        size_t stop = raw.size();
+        for (size_t i = 0; i + 1 < raw.size(); ++i) {
+            if (raw[i] != '\\') continue;
+            if (SIMPLE_ESCAPE.t[static_cast<uint8_t>(raw[i + 1])] == 0) { stop = i; break; }
+            ++i;
+        }
+        ASSERT_EQ(win, stop) << raw;
+        ASSERT_EQ(wdone, stop == raw.size()) << raw;
+        for (const auto& [name, fn] : kernels) {
+            std::fill(got.begin(), got.end(), 0xee);
+            size_t in = 0, out = 0;
+            ASSERT_EQ(fn(src.data(), raw.size(), got.data(), in, out), wdone) << name << " " << raw;
+            ASSERT_EQ(in, win) << name << " " << raw;
+            ASSERT_EQ(out, wout) << name << " " << raw;
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), out), 0) << name << " " << raw;
+            for (size_t i = raw.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0xee) << name << " wrote past the text";
+        }
+    }
+}
+
+TEST(OpenAiText, DecodeKernelsOnEveryShortEscapePattern) {
+    // Every string of up to 6 bytes over {a, \\, n, u, "} (runs of backslashes, escaped quotes,
+    // \u), behind a plain prefix that puts it on either side of a 64-byte block edge; strings
+    // ending in an unpaired backslash cannot occur in JSON and are skipped.
+    using namespace tlb::openai::text;
+    std::vector<std::pair<const char*, DecodeSimpleFn>> kernels = {{"picked", pick_decode_simple()}};
+#if defined(__x86_64__)
+    kernels.push_back({"sse2", decode_simple_sse2});
+    if (__builtin_cpu_supports("avx2")) kernels.push_back({"avx2", decode_simple_avx2});
+    if (__builtin_cpu_supports("avx512bw")) kernels.push_back({"avx512", decode_simple_avx512});
+    if (__builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"))
+        kernels.push_back({"vbmi2", decode_simple_vbmi2});
+#endif
+    const char alpha[] = {'a', '\\', 'n', 'u', '"'};
+    for (size_t prefix : {size_t{0}, size_t{1}, size_t{59}, size_t{62}, size_t{63}, size_t{64}, size_t{126}}) {
+        for (size_t len = 1; len <= 6; ++len) {
+            size_t total = 1;
+            for (size_t k = 0; k < len; ++k) total *= sizeof alpha;
+            for (size_t code = 0; code < total; ++code) {
+                std::string raw(prefix, 'p');
+                for (size_t k = 0, c = code; k < len; ++k, c /= sizeof alpha) raw += alpha[c % sizeof alpha];
+                size_t run = 0;
+                while (run < raw.size() && raw[raw.size() - 1 - run] == '\\') ++run;
+                if (run % 2) continue;
+                std::vector<char> src(raw.begin(), raw.end());
+                src.resize(raw.size() + 64, '"');
+                std::vector<uint8_t> want(raw.size() + 64, 0xee), got(raw.size() + 64);
+                size_t win = 0, wout = 0;
+                const bool wdone = decode_simple_scalar(src.data(), raw.size(), want.data(), win, wout);
+                for (const auto& [name, fn] : kernels) {
+                    std::fill(got.begin(), got.end(), 0xee);
+                    size_t in = 0, out = 0;
+                    ASSERT_EQ(fn(src.data(), raw.size(), got.data(), in, out), wdone) << name << " " << raw;
+                    ASSERT_EQ(in, win) << name << " " << raw;
+                    ASSERT_EQ(out, wout) << name << " " << raw;
+                    ASSERT_EQ(std::memcmp(got.data(), want.data(), out), 0) << name << " " << raw;
+                    for (size_t i = raw.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0xee) << name << " wrote past the text";
+                }
+            }
+        }
+    }
 }
 
 TEST(OpenAiExtract, SizeLimitsAndScratch) {

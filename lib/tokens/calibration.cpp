@@ -142,6 +142,23 @@ void build_memo(Model& m) {
     for (char d = '0'; d <= '9'; ++d) put(std::string(1, d), m.digit_cost);
     for (int b = 0; b < 256; ++b)
         if (BYTE_CLASS[size_t(b)] == BC_CTRL) put(std::string(1, char(b)), m.ctrl_cost);
+    // What a probe of each one-byte ASCII key finds (a fingerprint collision included), so the
+    // table gives exactly the probe's answer.
+    for (int b = 0; b < 128; ++b) {
+        alignas(16) uint8_t key[32] = {};
+        key[0] = uint8_t(b);
+        const uint64_t hv = memo_hash(key, 1);
+        const uint64_t bk = m.memo.buckets[uint32_t(hv >> 32) & m.memo.bucket_mask];
+        uint8_t cost = 0xFF;
+        for (int i = 0; i < 4; ++i) {
+            const uint16_t e = uint16_t(bk >> (16 * i));
+            if ((e & 0xFFF0) == uint16_t(hv & 0xFFF0)) {
+                cost = uint8_t(e & 15);
+                break;
+            }
+        }
+        m.memo.single[size_t(b)] = cost;
+    }
 }
 
 // Per-code-point Han costs: the file's entries over defaults (single-piece characters: the mean of

@@ -114,7 +114,7 @@ inline uint32_t clamp_len(uint32_t l) {
 
 }  // namespace
 
-uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds,
+uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins, const uint32_t* ends,
                    uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss) {
     const Probe probe(mt);
     const __m128i key_max1 = _mm_set1_epi32(int(MEMO_KEY_MAX + 1));
@@ -124,13 +124,14 @@ uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32
     uint32_t i = 0;
 
     // Four segments whose 32-byte loads stay inside the text (starts ascend: the last decides).
-    for (; i + 4 <= ns && size_t(bnds[i + 3]) + MEMO_KEY_MAX <= n; i += 4) {
-        const uint32_t* bb = bnds + i;
-        const __m256i p0 = nh_products(p + bb[0], clamp_len(bb[1] - bb[0]));
-        const __m256i p1 = nh_products(p + bb[1], clamp_len(bb[2] - bb[1]));
-        const __m256i p2 = nh_products(p + bb[2], clamp_len(bb[3] - bb[2]));
-        const __m256i p3 = nh_products(p + bb[3], clamp_len(bb[4] - bb[3]));
-        const __m128i len = _mm_sub_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bb + 1)),
+    for (; i + 4 <= ns && size_t(begins[i + 3]) + MEMO_KEY_MAX <= n; i += 4) {
+        const uint32_t* bb = begins + i;
+        const uint32_t* ee = ends + i;
+        const __m256i p0 = nh_products(p + bb[0], clamp_len(ee[0] - bb[0]));
+        const __m256i p1 = nh_products(p + bb[1], clamp_len(ee[1] - bb[1]));
+        const __m256i p2 = nh_products(p + bb[2], clamp_len(ee[2] - bb[2]));
+        const __m256i p3 = nh_products(p + bb[3], clamp_len(ee[3] - bb[3]));
+        const __m128i len = _mm_sub_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ee)),
                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb)));
         const __m256i ok = _mm256_cvtepi32_epi64(_mm_cmplt_epi32(len, key_max1));
         *sm++ = uint8_t(probe(sum4(p0, p1, p2, p3), ok, total));
@@ -147,8 +148,8 @@ uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32
             alignas(16) uint32_t len[4];
             for (uint32_t j = 0; j < 4; ++j) {
                 if (i + j < ns) {
-                    const uint32_t b = bnds[i + j];
-                    len[j] = bnds[i + j + 1] - b;
+                    const uint32_t b = begins[i + j];
+                    len[j] = ends[i + j] - b;
                     const uint8_t* q =
                         size_t(b) + MEMO_KEY_MAX <= n ? p + b : tail + (b - tail_start);
                     pr[j] = nh_products(q, clamp_len(len[j]));
@@ -171,8 +172,8 @@ uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32
         while (mm) {
             const uint32_t j = 4 * k + uint32_t(__builtin_ctz(mm));
             mm &= mm - 1;
-            miss_b[nm] = bnds[j];
-            miss_e[nm] = bnds[j + 1];
+            miss_b[nm] = begins[j];
+            miss_e[nm] = ends[j];
             ++nm;
         }
     }

@@ -18,8 +18,8 @@
 
 namespace tlb::tokens {
 
-uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
-                     uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss) {
+uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins, const uint32_t* ends,
+                     uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss) {
     const __m512i iota8 = _mm512_set_epi8(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5,
                                           4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2,
                                           1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -56,9 +56,9 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     while (i < ns) {
         const uint32_t left = ns - i;
         const __mmask8 in = left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1);
-        const __m256i b = _mm256_maskz_loadu_epi32(in, bnds + i);
-        const __m256i e = _mm256_maskz_loadu_epi32(in, bnds + i + 1);
-        const uint32_t b0 = bnds[i];
+        const __m256i b = _mm256_maskz_loadu_epi32(in, begins + i);
+        const __m256i e = _mm256_maskz_loadu_epi32(in, ends + i);
+        const uint32_t b0 = begins[i];
         const __m256i rel = _mm256_sub_epi32(b, _mm256_set1_epi32(int(b0)));
         const __mmask8 valid = in & _mm256_cmple_epu32_mask(rel, reach);  // a prefix, lane 0 set
         const __m256i len32 = _mm256_sub_epi32(e, b);
@@ -114,8 +114,8 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
         while (mm) {
             const uint32_t j = step_i[k] + uint32_t(__builtin_ctz(mm));
             mm &= mm - 1;
-            miss_b[nm] = bnds[j];
-            miss_e[nm] = bnds[j + 1];
+            miss_b[nm] = begins[j];
+            miss_e[nm] = ends[j];
             ++nm;
         }
     }
@@ -167,6 +167,73 @@ uint32_t flatten_dword(const uint64_t* starts, size_t words, uint32_t base, uint
     return n;
 }
 }  // namespace
+
+// singles + flatten in one pass over the chunk's words (VBMI2): per 64 bytes, the one-byte
+// segments (start followed by a start, not forced, priced by the table), then the other starts
+// and the ends of the other segments packed into begins/ends with one vpcompressb each.
+// qpre[w] = one-byte segments in words < w (qpre has words + 1 entries).
+__attribute__((target("avx512vbmi2"))) uint32_t singles_flatten_vbmi2(const MemoTable& mt, const uint8_t* p, size_t n,
+                                                                     const uint64_t* starts, const uint64_t* forced,
+                                                                     size_t words, uint32_t base, uint64_t* q,
+                                                                     uint32_t* qpre, uint32_t* begins, uint32_t* ends,
+                                                                     uint64_t* tokens) {
+    const __m512i iota = _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44,
+                                         43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24,
+                                         23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,
+                                         1, 0);
+    const __m512i t_lo = _mm512_loadu_si512(mt.single.data());
+    const __m512i t_hi = _mm512_loadu_si512(mt.single.data() + 64);
+    const __m512i none = _mm512_set1_epi8(char(0xFF));
+    __m512i acc = _mm512_setzero_si512();
+    uint32_t nb = 0, ne = 0, nq = 0;
+    uint64_t carry = 0;
+    for (size_t w = 0; w < words; ++w) {
+        const uint64_t s = starts[w];
+        const uint64_t nxt = (s >> 1) | (w + 1 < words ? starts[w + 1] << 63 : 0);
+        const size_t left = n - 64 * w;
+        const __mmask64 k = left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
+        const __m512i v = _mm512_maskz_loadu_epi8(k, p + 64 * w);
+        const __m512i c = _mm512_permutex2var_epi8(t_lo, v, t_hi);
+        const uint64_t qw = s & nxt & ~forced[w] & ~(_mm512_movepi8_mask(v) | _mm512_cmpeq_epi8_mask(c, none));
+        q[w] = qw;
+        qpre[w] = nq;
+        nq += uint32_t(__builtin_popcountll(qw));
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_mov_epi8(qw, c), _mm512_setzero_si512()));
+        const uint64_t e = s & ~((qw << 1) | carry);
+        carry = qw >> 63;
+        const uint64_t b = s & ~qw;
+        const __m512i off = _mm512_set1_epi32(int(base + uint32_t(w * 64)));
+        const __m512i ib = _mm512_maskz_compress_epi8(b, iota);
+        const __m512i ie = _mm512_maskz_compress_epi8(e, iota);
+        _mm512_storeu_si512(begins + nb, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_castsi512_si128(ib))));
+        _mm512_storeu_si512(begins + nb + 16, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(ib, 1))));
+        _mm512_storeu_si512(ends + ne, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_castsi512_si128(ie))));
+        _mm512_storeu_si512(ends + ne + 16, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(ie, 1))));
+        const uint32_t cb = uint32_t(__builtin_popcountll(b)), ce = uint32_t(__builtin_popcountll(e));
+        if (__builtin_expect(cb > 32, 0)) {
+            _mm512_storeu_si512(begins + nb + 32, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(ib, 2))));
+            _mm512_storeu_si512(begins + nb + 48, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(ib, 3))));
+        }
+        if (__builtin_expect(ce > 32, 0)) {
+            _mm512_storeu_si512(ends + ne + 32, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(ie, 2))));
+            _mm512_storeu_si512(ends + ne + 48, _mm512_add_epi32(off, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(ie, 3))));
+        }
+        nb += cb;
+        ne += ce;
+    }
+    qpre[words] = nq;
+    *tokens = uint64_t(_mm512_reduce_add_epi64(acc));
+    return ne;
+}
+
+bool singles_flatten_supported() noexcept {
+    static const bool ok = [] {
+        __builtin_cpu_init();
+        return memo_avx512_supported() && __builtin_cpu_supports("avx512vbmi2") != 0 &&
+               __builtin_cpu_supports("popcnt") != 0;
+    }();
+    return ok;
+}
 
 uint32_t flatten_avx512(const uint64_t* starts, size_t words, uint32_t base, uint32_t* out) {
     static const bool vbmi2 = [] {

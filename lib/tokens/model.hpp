@@ -122,13 +122,25 @@ struct MemoTable;
 // Memo pass over segments [bnds[i], bnds[i + 1]) of the text p[0..n), i < ns: returns the summed
 // cost (FIX) of the memo hits and appends the misses' bounds, in order, to miss_b/miss_e at
 // *n_miss (both need 8 slots of slack). The scalar loop in estimator.cpp is the reference.
-using MemoFn = uint64_t (*)(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
-                            uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);
-uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
-                     uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);
+// Segment i is [begins[i], ends[i]); begins and ends are increasing and ends[i] <= begins[i + 1].
+using MemoFn = uint64_t (*)(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins,
+                            const uint32_t* ends, uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);
+uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins, const uint32_t* ends,
+                     uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);
 bool memo_avx512_supported() noexcept;  // AVX-512 F/BW/DQ/VL/VBMI
-uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* bnds, uint32_t ns,
-                   uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);  // AVX2
+uint64_t memo_avx2(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins, const uint32_t* ends,
+                   uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);  // AVX2
+// One-byte segments priced from MemoTable::single, and the remaining segments' starts and ends as
+// offsets, in one pass over a chunk's start masks (needs AVX-512 VBMI2 and POPCNT, see
+// singles_flatten_supported(); the loop in run() is the reference): starts[0..words) are the chunk's segment starts, forced[] the
+// starts one-byte pricing must leave alone. Writes q[w] (the one-byte segments priced), qpre[w]
+// (their count in words < w; words + 1 entries), begins (the other starts) and ends (the ends of
+// the segments those start; both may get 32 entries past the count), adds the one-byte segments'
+// tokens to *tokens and returns the number of ends.
+uint32_t singles_flatten_vbmi2(const MemoTable& mt, const uint8_t* p, size_t n, const uint64_t* starts,
+                               const uint64_t* forced, size_t words, uint32_t base, uint64_t* q, uint32_t* qpre,
+                               uint32_t* begins, uint32_t* ends, uint64_t* tokens);
+bool singles_flatten_supported() noexcept;
 // Offsets (base + bit index) of the set bits of starts[0..words), in order; returns the count and
 // may write 32 entries past it. Used with memo_avx512.
 uint32_t flatten_avx512(const uint64_t* starts, size_t words, uint32_t base, uint32_t* out);
@@ -217,6 +229,10 @@ struct MemoTable {
     std::vector<uint64_t> buckets;  // bucket_mask + 1 buckets
     uint32_t bucket_mask = 0;
     size_t entries = 0;
+    // The memo's answer for every one-byte ASCII segment, in whole tokens, 0xFF where it misses
+    // (filled by build_memo). One-byte segments (punctuation, a lone letter, a newline) are 15-45%
+    // of all segments; the pass prices them from this table without hashing (see run()).
+    std::array<uint8_t, 128> single{};
 
     void init(size_t keys);
     // False when the key is already present, its bucket is full or the cost is not 0..15 tokens.

@@ -131,12 +131,12 @@ void BM_estimate(benchmark::State& state, Isa isa) {
 // the first n bytes, CHUNK segments per call as in estimate(). "scalar" is the estimator's scalar
 // loop (hash, probe, branch-free miss list). Every kernel's total and miss list are checked against
 // it before timing. items_per_second = segments per second.
-uint64_t memo_scalar(const MemoTable& mt, const uint8_t* p, size_t, const uint32_t* bnds,
+uint64_t memo_scalar(const MemoTable& mt, const uint8_t* p, size_t, const uint32_t* begins, const uint32_t* ends,
                      uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss) {
     uint64_t total = 0;
     uint32_t nm = *n_miss;
     for (uint32_t i = 0; i < ns; ++i) {
-        const size_t b = bnds[i], e = bnds[i + 1], l = e - b;
+        const size_t b = begins[i], e = ends[i], l = e - b;
         // 32 readable bytes: the corpus is longer than the largest n.
         const uint64_t hv = memo_hash(p + b, l < MEMO_KEY_MAX ? l : MEMO_KEY_MAX);
         const uint64_t bk = mt.buckets[uint32_t(hv >> 32) & mt.bucket_mask];
@@ -179,7 +179,7 @@ MemoRun memo_all(MemoFn fn, const MemoTable& mt, const uint8_t* p, size_t n,
     for (uint32_t i = 0; i < segs; i += uint32_t(CHUNK)) {
         uint32_t nm = 0;
         const uint32_t ns = std::min<uint32_t>(uint32_t(CHUNK), segs - i);
-        r.total += fn(mt, p, n, bnds.data() + i, ns, mb, me, &nm);
+        r.total += fn(mt, p, n, bnds.data() + i, bnds.data() + i + 1, ns, mb, me, &nm);
         r.miss_b.insert(r.miss_b.end(), mb, mb + nm);
         r.miss_e.insert(r.miss_e.end(), me, me + nm);
     }
@@ -213,7 +213,7 @@ void BM_memo(benchmark::State& state, Isa isa) {
         for (uint32_t i = 0; i < segs; i += uint32_t(CHUNK)) {
             uint32_t nm = 0;
             const uint32_t ns = std::min<uint32_t>(uint32_t(CHUNK), segs - i);
-            total += fn(mt, p, n, bnds.data() + i, ns, mb.data(), me.data(), &nm);
+            total += fn(mt, p, n, bnds.data() + i, bnds.data() + i + 1, ns, mb.data(), me.data(), &nm);
             benchmark::DoNotOptimize(nm);
         }
         benchmark::DoNotOptimize(total);

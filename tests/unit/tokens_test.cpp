@@ -325,6 +325,12 @@ std::string memo_toml() {
     for (size_t i = 0; i < MISS_SIZE; ++i) arr += (i ? ", " : "") + std::to_string(1.0 + double(i % 89) / 31.0);
     const size_t a = t.find("miss = [");
     t.replace(a, t.find(']', a) - a + 1, "miss = [" + arr + "]");
+    // A different miss-rate scale per (type, bin), so the segment count each text or field's
+    // miss rate is taken over matters on every path.
+    std::string scale;
+    for (int ty = 0; ty < N_WORD_TYPES; ++ty)
+        for (int bin = 0; bin < MISS_BINS; ++bin) scale += (scale.empty() ? "" : ", ") + std::to_string(0.6 + 0.11 * bin + 0.03 * ty);
+    t.replace(t.find("[vocab]"), 7, "miss_scale = [" + scale + "]\n[vocab]");
     // Accented Latin, Greek and Cyrillic letters as single pieces (but not U+00E9 'é' and U+0451
     // 'ё'), so words of two-byte characters take both the all-known and the byte-fallback paths.
     std::string letters;
@@ -428,6 +434,39 @@ TEST(Fields, OnePassEqualsTheSumOfPerFieldEstimates) {
                 ASSERT_EQ(e->estimate_fields_fixed(buf.data(), f.data(), f.size(), isa), sum)
                     << isa_name(isa) << " round " << round << " sep " << int(sep[0]);
             }
+        }
+    }
+}
+
+// Text made mostly of one-byte segments ("a,b;(c)"), so chunks take the one-byte pricing path:
+// field starts and ends and the '\n' between fields are one-byte segments too, and must keep
+// their own pricing (dummy prefix, not a token of the prompt); fields cross chunk boundaries.
+TEST(Fields, DenseOneByteSegmentsAcrossFieldsAndChunks) {
+    const Estimator e = Estimator::from_toml(memo_toml());
+    const std::string alphabet = "ab,;()x. \n7";
+    std::mt19937 rng(99);
+    for (int round = 0; round < 200; ++round) {
+        const size_t nf = 1 + rng() % 40;
+        std::string buf;
+        std::vector<TextField> f(nf);
+        for (size_t i = 0; i < nf; ++i) {
+            if (i) buf += '\n';
+            const size_t len = rng() % 6 == 0 ? 1 : rng() % 5 == 0 ? 2000 + rng() % 5000 : rng() % 60;
+            f[i] = {uint32_t(buf.size()), uint32_t(len)};
+            for (size_t j = 0; j < len; ++j) buf += j % 2 ? alphabet[rng() % alphabet.size()] : alphabet[rng() % 6];
+        }
+        auto one = [&](const TextField& x, Isa isa) {
+            const TextField whole{0, x.len};
+            return e.estimate_fields_fixed(buf.data() + x.off, &whole, 1, isa);
+        };
+        uint64_t sum = 0;
+        for (const auto& x : f) sum += one(x, Isa::Scalar);
+        for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+            if (!isa_supported(isa)) continue;
+            ASSERT_EQ(e.estimate_fields_fixed(buf.data(), f.data(), f.size(), isa), sum) << isa_name(isa) << " round " << round;
+            uint64_t each = 0;
+            for (const auto& x : f) each += one(x, isa);
+            ASSERT_EQ(each, sum) << isa_name(isa) << " round " << round;
         }
     }
 }

@@ -388,6 +388,11 @@ std::string model_to_toml(const Model& m);
 Model model_from_toml(std::string_view text, const std::string& source);
 void builtin_model(Model& m);
 
+// One prefix block's hash (len a multiple of 16, at most PREFIX_MAX_BLOCK_BYTES): simd = the
+// AVX-512 lanes when the CPU has them, else the SSE2 reference. Both give the same value (tested);
+// prefix_fingerprint() uses the best one.
+uint64_t prefix_block_hash(const uint8_t* p, size_t len, bool simd) noexcept;
+
 // Per-segment detail for calibration and diagnostics (the data plane never builds these).
 struct SegmentInfo {
     uint32_t begin, end;     // byte offsets in the text

@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <random>
+
+#include "tokens/model.hpp"
 #include "tokens/request_text.hpp"
 #include "tokens/tokens.hpp"
 
@@ -154,4 +157,28 @@ TEST(Prefix, EveryBytePositionAndOrderCount) {
     }
     std::sort(all.begin(), all.end());
     EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
+}
+
+// The AVX-512 block hash is the SSE2 one, lane for lane: every block length, every alignment.
+TEST(Prefix, SimdBlockHashEqualsTheReference) {
+    std::mt19937 rng(5);
+    std::vector<uint8_t> buf(PREFIX_MAX_BLOCK_BYTES + 64);
+    for (auto& b : buf) b = uint8_t(rng());
+    for (size_t len = 16; len <= PREFIX_MAX_BLOCK_BYTES; len += 16)
+        for (size_t off : {size_t(0), size_t(1), size_t(7), size_t(33), size_t(63)})
+            ASSERT_EQ(prefix_block_hash(buf.data() + off, len, true), prefix_block_hash(buf.data() + off, len, false))
+                << "len " << len << " off " << off;
+}
+
+// The fingerprint is part of the routing state shared between instances and restarts: pinned.
+TEST(Prefix, ValuesArePinned) {
+    std::string sys(300, 'x');
+    for (size_t i = 0; i < sys.size(); ++i) sys[i] = char('a' + (i * 7) % 26);
+    const std::string user = "Hello, how are you today? Please answer in one sentence.";
+    const TextSpan spans[2] = {{sys.data(), sys.size(), Role::System}, {user.data(), user.size(), Role::User}};
+    uint64_t out[8];
+    ASSERT_EQ(prefix_fingerprint(spans, 2, out, 8, 256), 1u);
+    ASSERT_EQ(prefix_fingerprint(spans, 2, out, 8, 16), 8u);  // capped by max_out
+    EXPECT_EQ(out[0], 0xe76e5885308ceb04ULL);
+    EXPECT_EQ(out[7], 0x3d11558661d5b3f4ULL);
 }

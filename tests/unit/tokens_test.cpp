@@ -402,6 +402,53 @@ TEST(Memo, EveryIsaAndTheExplainPathGiveTheScalarEstimate) {
     EXPECT_GT(misses, 1000u);
 }
 
+// Runs of Han-class characters priced per code point: runs of 1-60 characters with a distinct
+// cost per code point, broken by malformed sequences, four-byte characters and the end of the
+// text; every ISA's segmentation and the explain path give the scalar estimate.
+TEST(Memo, HanRunsPricedPerCodePointOnEveryIsa) {
+    std::string t = memo_toml();
+    std::mt19937 rng(4242);
+    std::string cps = "32", costs = "256";
+    std::vector<uint32_t> pool;
+    for (int i = 0; i < 300; ++i) {
+        const uint32_t cp = 0x4E00 + rng() % 0x5000;
+        pool.push_back(cp);
+        cps += ", " + std::to_string(cp);
+        costs += ", " + std::to_string(64 + rng() % 900);
+    }
+    t.replace(t.find("[han]"), std::string::npos, "[han]\ncp = [" + cps + "]\ncost256 = [" + costs + "]\n");
+    const Estimator e = Estimator::from_toml(t);
+    auto utf8 = [](uint32_t cp) {
+        std::string o;
+        o += char(0xE0 | (cp >> 12));
+        o += char(0x80 | ((cp >> 6) & 0x3F));
+        o += char(0x80 | (cp & 0x3F));
+        return o;
+    };
+    std::vector<SegmentInfo> segs;
+    for (int round = 0; round < 400; ++round) {
+        std::string s;
+        const int runs = 1 + int(rng() % 12);
+        for (int r = 0; r < runs; ++r) {
+            s += (rng() % 3 == 0) ? " " : (rng() % 2 ? "a " : ", ");
+            const int len = 1 + int(rng() % 60);
+            for (int c = 0; c < len; ++c) {
+                const uint32_t k = rng() % 40;
+                if (k == 0) s += "\xE4\xB8";                 // truncated sequence
+                else if (k == 1) s += "\xE4\x41\x80";       // bad continuation
+                else if (k == 2) s += "\xF0\x9F\x98\x80";  // four-byte character
+                else s += utf8(k < 20 ? pool[rng() % pool.size()] : 0x4E00 + rng() % 0x5000);
+            }
+        }
+        const uint64_t ref = e.estimate(s.data(), s.size(), Isa::Scalar);
+        for (Isa isa : simd_isas()) ASSERT_EQ(e.estimate(s.data(), s.size(), isa), ref) << isa_name(isa) << " round " << round;
+        const TextField whole{0, uint32_t(s.size())};
+        const uint64_t fixed = e.estimate_fields_fixed(s.data(), &whole, 1, Isa::Scalar);
+        for (Isa isa : simd_isas()) ASSERT_EQ(e.estimate_fields_fixed(s.data(), &whole, 1, isa), fixed) << isa_name(isa);
+        ASSERT_EQ(explain(e.model(), s.data(), s.size(), segs), fixed) << round;
+    }
+}
+
 // Fields of one buffer in one pass: exactly the sum of one estimate per field, for every ISA and
 // model kind, whatever the layout (lib/openai's '\n' separators take the one-pass path; spaces,
 // letters, overlapping or unordered fields fall back to a call per field).

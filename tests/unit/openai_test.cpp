@@ -462,9 +462,13 @@ TEST(OpenAiText, CopyKernelsMatchTheReference) {
     }
 }
 
-TEST(OpenAiText, DecodeKernelsMatchTheReference) {
+namespace {
+using DecodeKernels = std::vector<std::pair<const char*, tlb::openai::text::DecodeSimpleFn>>;
+
+// The picked kernel and every kernel this CPU can run.
+DecodeKernels decode_kernels() {
     using namespace tlb::openai::text;
-    std::vector<std::pair<const char*, DecodeSimpleFn>> kernels = {{"picked", pick_decode_simple()}};
+    DecodeKernels kernels = {{"picked", pick_decode_simple()}};
 #if defined(__x86_64__)
     kernels.push_back({"sse2", decode_simple_sse2});
     if (__builtin_cpu_supports("avx2")) kernels.push_back({"avx2", decode_simple_avx2});
@@ -472,6 +476,29 @@ TEST(OpenAiText, DecodeKernelsMatchTheReference) {
     if (__builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"))
         kernels.push_back({"vbmi2", decode_simple_vbmi2});
 #endif
+    return kernels;
+}
+
+// Each kernel on src (raw's bytes then padding) gives the reference's result (want/win/wout/wdone)
+// and writes nothing past the text.
+void expect_decode_kernels(const DecodeKernels& kernels, const std::vector<char>& src, const std::string& raw,
+                           const std::vector<uint8_t>& want, size_t win, size_t wout, bool wdone) {
+    std::vector<uint8_t> got(raw.size() + 64);
+    for (const auto& [name, fn] : kernels) {
+        std::fill(got.begin(), got.end(), 0xee);
+        size_t in = 0, out = 0;
+        ASSERT_EQ(fn(src.data(), raw.size(), got.data(), in, out), wdone) << name << " " << raw;
+        ASSERT_EQ(in, win) << name << " " << raw;
+        ASSERT_EQ(out, wout) << name << " " << raw;
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), out), 0) << name << " " << raw;
+        for (size_t i = raw.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0xee) << name << " wrote past the text";
+    }
+}
+}  // namespace
+
+TEST(OpenAiText, DecodeKernelsMatchTheReference) {
+    using namespace tlb::openai::text;
+    const auto kernels = decode_kernels();
     const char* pieces[] = {"\\n", "\\t", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\r", "\\u00e9", "\\x", "ab", "xyz", "Gr\xc3\xbc\xc3\x9f" "e", " "};
     uint32_t x = 7;
     auto rnd = [&x] { x = x * 1103515245u + 12345u; return x >> 8; };
@@ -486,7 +513,7 @@ TEST(OpenAiText, DecodeKernelsMatchTheReference) {
         std::vector<char> src(raw.begin(), raw.end());
         src.resize(raw.size() + 64, '"');
         size_t win = 0, wout = 0;
-        std::vector<uint8_t> want(raw.size() + 64, 0xee), got(raw.size() + 64);
+        std::vector<uint8_t> want(raw.size() + 64, 0xee);
         const bool wdone = decode_simple_scalar(src.data(), raw.size(), want.data(), win, wout);
         // The reference itself: simple escapes decoded, stopped at the first \u or invalid one.
         size_t stop = raw.size();
@@ -497,15 +524,7 @@ TEST(OpenAiText, DecodeKernelsMatchTheReference) {
         }
         ASSERT_EQ(win, stop) << raw;
         ASSERT_EQ(wdone, stop == raw.size()) << raw;
-        for (const auto& [name, fn] : kernels) {
-            std::fill(got.begin(), got.end(), 0xee);
-            size_t in = 0, out = 0;
-            ASSERT_EQ(fn(src.data(), raw.size(), got.data(), in, out), wdone) << name << " " << raw;
-            ASSERT_EQ(in, win) << name << " " << raw;
-            ASSERT_EQ(out, wout) << name << " " << raw;
-            ASSERT_EQ(std::memcmp(got.data(), want.data(), out), 0) << name << " " << raw;
-            for (size_t i = raw.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0xee) << name << " wrote past the text";
-        }
+        ASSERT_NO_FATAL_FAILURE(expect_decode_kernels(kernels, src, raw, want, win, wout, wdone));
     }
 }
 
@@ -514,14 +533,7 @@ TEST(OpenAiText, DecodeKernelsOnEveryShortEscapePattern) {
     // \u), behind a plain prefix that puts it on either side of a 64-byte block edge; strings
     // ending in an unpaired backslash cannot occur in JSON and are skipped.
     using namespace tlb::openai::text;
-    std::vector<std::pair<const char*, DecodeSimpleFn>> kernels = {{"picked", pick_decode_simple()}};
-#if defined(__x86_64__)
-    kernels.push_back({"sse2", decode_simple_sse2});
-    if (__builtin_cpu_supports("avx2")) kernels.push_back({"avx2", decode_simple_avx2});
-    if (__builtin_cpu_supports("avx512bw")) kernels.push_back({"avx512", decode_simple_avx512});
-    if (__builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"))
-        kernels.push_back({"vbmi2", decode_simple_vbmi2});
-#endif
+    const auto kernels = decode_kernels();
     const char alpha[] = {'a', '\\', 'n', 'u', '"'};
     for (size_t prefix : {size_t{0}, size_t{1}, size_t{59}, size_t{62}, size_t{63}, size_t{64}, size_t{126}}) {
         for (size_t len = 1; len <= 6; ++len) {
@@ -535,18 +547,10 @@ TEST(OpenAiText, DecodeKernelsOnEveryShortEscapePattern) {
                 if (run % 2) continue;
                 std::vector<char> src(raw.begin(), raw.end());
                 src.resize(raw.size() + 64, '"');
-                std::vector<uint8_t> want(raw.size() + 64, 0xee), got(raw.size() + 64);
+                std::vector<uint8_t> want(raw.size() + 64, 0xee);
                 size_t win = 0, wout = 0;
                 const bool wdone = decode_simple_scalar(src.data(), raw.size(), want.data(), win, wout);
-                for (const auto& [name, fn] : kernels) {
-                    std::fill(got.begin(), got.end(), 0xee);
-                    size_t in = 0, out = 0;
-                    ASSERT_EQ(fn(src.data(), raw.size(), got.data(), in, out), wdone) << name << " " << raw;
-                    ASSERT_EQ(in, win) << name << " " << raw;
-                    ASSERT_EQ(out, wout) << name << " " << raw;
-                    ASSERT_EQ(std::memcmp(got.data(), want.data(), out), 0) << name << " " << raw;
-                    for (size_t i = raw.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0xee) << name << " wrote past the text";
-                }
+                ASSERT_NO_FATAL_FAILURE(expect_decode_kernels(kernels, src, raw, want, win, wout, wdone));
             }
         }
     }

@@ -13,6 +13,7 @@ namespace tlb::dataplane {
     X(rx_not_ipv4) X(rx_bad_l3) X(rx_bad_l4) X(rx_not_for_us) X(rx_non_tcp)                     \
     X(arp_answered) X(arp_learned) X(arp_requests_sent) X(icmp_echo_replies)                    \
     X(requests) /* complete requests framed */                                                  \
+    X(requests_fast_framed) /* of those, framed without http-parser (docs/http.md) */           \
     X(requests_routed) X(responses_complete) X(responses_local) /* appliance-made */            \
     X(status_2xx) X(status_4xx) X(status_5xx) X(status_other)                                   \
     X(http_errors) /* framing errors: 400/413/431/501/505 */                                    \

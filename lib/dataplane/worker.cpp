@@ -753,6 +753,7 @@ void Worker::pump(uint32_t ci, uint64_t now) {
         if (rc > 0) {
             e.req_len = uint32_t(rc);
             _c.requests++;
+            _c.requests_fast_framed += e.parser->fast_framed();
             on_request(ci, now);
             return;
         }

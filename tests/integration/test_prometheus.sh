@@ -107,10 +107,12 @@ total=$(query 'sum(tokenlb_requests_total)')
 rate=$(query 'sum(rate(tokenlb_requests_total[30s]))')
 p50=$(query 'histogram_quantile(0.5, sum by (le) (rate(tokenlb_request_ttft_seconds_bucket[30s])))')
 families=$(query 'count(count by (__name__) ({__name__=~"tokenlb_.*"}))')
-echo "tokenlb_requests_total=$total rate=$rate/s ttft_p50=$p50 s families=$families"
-python3 - "$total" "$rate" "$p50" "$families" <<'PY'
+framed=$(query 'sum(tokenlb_dataplane_requests_total)')
+fast=$(query 'sum(tokenlb_dataplane_requests_fast_framed_total)')
+echo "tokenlb_requests_total=$total rate=$rate/s ttft_p50=$p50 s families=$families framed=$framed fast=$fast"
+python3 - "$total" "$rate" "$p50" "$families" "$framed" "$fast" <<'PY'
 import sys, math
-total, rate, p50, fam = sys.argv[1:5]
+total, rate, p50, fam, framed, fast = sys.argv[1:7]
 ok = True
 def check(cond, msg):
     global ok
@@ -120,6 +122,10 @@ check(total not in ("", "NaN") and float(total) > 0, "tokenlb_requests_total rea
 check(rate not in ("", "NaN") and float(rate) > 0, "requests rate > 0 during load")
 check(p50 not in ("", "NaN") and 0 < float(p50) < 300, "histogram_quantile over tokenlb_request_ttft_seconds works")
 check(fam not in ("", "NaN") and float(fam) >= 30, "at least 30 tokenlb_ families ingested")
+# The load is plain Content-Length POSTs: framed without http-parser (docs/http.md), never more
+# than the requests framed in the same scrape.
+check(framed not in ("", "NaN") and fast not in ("", "NaN") and 0 < float(fast) <= float(framed),
+      "dataplane_requests_fast_framed_total is > 0 and <= dataplane_requests_total")
 sys.exit(0 if ok else 1)
 PY
 # Prometheus would log (and drop) a malformed exposition; make sure it did not.

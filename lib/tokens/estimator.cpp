@@ -742,7 +742,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
     KernelState st;
     constexpr size_t WORDS = CHUNK / 64;
     uint64_t starts[WORDS];
-    uint64_t single[WORDS] = {};  // one-byte segments priced from the table (this chunk)
+    uint64_t single[WORDS];        // one-byte segments priced from the table (read while single_words)
     uint32_t qpre[WORDS + 1];      // their count in the words before w
     uint64_t forcedm[WORDS];
     size_t chunk_off = 0, chunk_len = 0, single_words = 0;  // the chunk `single` describes
@@ -958,8 +958,9 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
         count_singles();
         begins[0] = begins[ns];
     }
+    // The last segment, [pending start, n).
     single_words = 0;
-    ends_own[0] = uint32_t(n);
+    ends = begins + 1;
     begins[1] = uint32_t(n);
     chunk_segments(1);
     close_field();

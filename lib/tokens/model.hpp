@@ -119,10 +119,10 @@ static inline void replay_state(const uint8_t* p, size_t n, int next, KernelStat
 }
 
 struct MemoTable;
-// Memo pass over segments [bnds[i], bnds[i + 1]) of the text p[0..n), i < ns: returns the summed
+// Memo pass over segments [begins[i], ends[i]) of the text p[0..n), i < ns: returns the summed
 // cost (FIX) of the memo hits and appends the misses' bounds, in order, to miss_b/miss_e at
 // *n_miss (both need 8 slots of slack). The scalar loop in estimator.cpp is the reference.
-// Segment i is [begins[i], ends[i]); begins and ends are increasing and ends[i] <= begins[i + 1].
+// begins and ends are increasing and ends[i] <= begins[i + 1].
 using MemoFn = uint64_t (*)(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins,
                             const uint32_t* ends, uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss);
 uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins, const uint32_t* ends,

@@ -788,6 +788,22 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
         pr.reset_misses();
         field_segments = 0;
     };
+    // Queued memo misses (none a field's first segment), by the class of their first letter: Han
+    // runs straight to the per-code-point loop, ASCII and two-byte words to their fast paths, the
+    // rest (and what the fast paths decline) through Pricer::segment. Same result as segment()
+    // for every miss; the triage only skips fast paths that cannot apply.
+    auto price_misses = [&](uint32_t nm) {
+        for (uint32_t q = 0; q < nm; ++q) {
+            const size_t b = miss_b[q], e = miss_e[q];
+            if (pr.ascii_word_miss(b, e)) continue;
+            const uint8_t* s = text.at(b);
+            const uint32_t sp = s[0] == ' ' && e - b > 1 && s[1] != ' ';
+            if (BYTE_CLASS[s[sp]] == BC_HAN)
+                total += pr.template han<false>(b + sp, e, sp != 0, nullptr);
+            else if (!pr.two_byte_word_miss(b, e))
+                price(b, e, false);
+        }
+    };
     // Segments i..j-1 of one field, none of them its first.
     auto field_run = [&](uint32_t i, uint32_t j) {
         field_segments += j - i;
@@ -799,9 +815,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
         if constexpr (!EXPLAIN) {
             if (k.memo) {
                 total += k.memo(m.memo, p, n, begins + i, ends + i, j - i, miss_b, miss_e, &nm);
-                for (uint32_t q = 0; q < nm; ++q)
-                    if (!pr.ascii_word_miss(miss_b[q], miss_e[q]) && !pr.two_byte_word_miss(miss_b[q], miss_e[q]))
-                        price(miss_b[q], miss_e[q], false);
+                price_misses(nm);
                 return;
             }
         }
@@ -828,10 +842,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
                 nm += !hit;
             }
         }
-        if constexpr (!EXPLAIN)
-            for (uint32_t q = 0; q < nm; ++q)
-                if (!pr.ascii_word_miss(miss_b[q], miss_e[q]) && !pr.two_byte_word_miss(miss_b[q], miss_e[q]))
-                    price(miss_b[q], miss_e[q], false);
+        if constexpr (!EXPLAIN) price_misses(nm);
     };
     // A field's first segment: the tokenizer sees "▁" + segment.
     auto first_segment = [&](size_t b, size_t e) {

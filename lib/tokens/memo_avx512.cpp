@@ -23,11 +23,10 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     const __m512i iota8 = _mm512_set_epi8(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5,
                                           4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2,
                                           1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
-    // Byte 0 of each 64-bit lane to all eight bytes of the lane.
-    const __m512i rep_b0 = _mm512_set_epi8(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0,
-                                           0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8,
-                                           8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
-    // 16-bit word 0 of each 64-bit lane to its four words.
+    // Byte 4k (byte 0 of 32-bit lane k) to the eight bytes of 64-bit lane k.
+    const __m512i rep_d0 = _mm512_set_epi8(28, 28, 28, 28, 28, 28, 28, 28, 24, 24, 24, 24, 24, 24, 24, 24, 20, 20, 20, 20,
+                                           20, 20, 20, 20, 16, 16, 16, 16, 16, 16, 16, 16, 12, 12, 12, 12, 12, 12, 12, 12,
+                                           8, 8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
     // 16-bit word 1 of each 64-bit lane to its four words.
     const __m512i rep_w1 = _mm512_set_epi8(11, 10, 11, 10, 11, 10, 11, 10, 3, 2, 3, 2, 3, 2, 3, 2, 11, 10, 11, 10, 11, 10,
                                            11, 10, 3, 2, 3, 2, 3, 2, 3, 2, 11, 10, 11, 10, 11, 10, 11, 10, 3, 2, 3, 2, 3, 2,
@@ -42,7 +41,7 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     const __m512i bmask = _mm512_set1_epi64(mt.bucket_mask);
     const __m512i fp_min = _mm512_set1_epi16(0x10);
     const __m512i ent_fp = _mm512_set1_epi16(short(0xFFF0));
-    const __m512i ent_cost = _mm512_set1_epi16(15);
+    const __m512i sixteen16 = _mm512_set1_epi16(16);
     const __m256i max_len = _mm256_set1_epi32(int(MEMO_KEY_MAX));
     const __m256i reach = _mm256_set1_epi32(96);
     const long long* table = reinterpret_cast<const long long*>(mt.buckets.data());
@@ -50,7 +49,7 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
     __m512i total = _mm512_setzero_si512();
     uint32_t nm = *n_miss;
     uint32_t i = 0;
-    uint32_t steps = 0;
+    uint32_t steps = 0, hits = 0;
     uint32_t step_i[CHUNK + 1];
     uint8_t step_miss[CHUNK + 1];
     while (i < ns) {
@@ -72,10 +71,10 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
         const __m512i win_lo = _mm512_maskz_loadu_epi8(k_lo, p + b0);
         const __m512i win_hi = _mm512_maskz_loadu_epi8(k_hi, p + b0 + 64);
 
-        const __m512i rel64 = _mm512_cvtepu32_epi64(rel);
+        // Byte 0 of dword lane k to all eight bytes of qword lane k (one vpermb each).
+        const __m512i relb = _mm512_permutexvar_epi8(rep_d0, _mm512_castsi256_si512(rel));
+        const __m512i lenb = _mm512_permutexvar_epi8(rep_d0, _mm512_castsi256_si512(klen));
         const __m512i len64 = _mm512_cvtepu32_epi64(klen);
-        const __m512i relb = _mm512_shuffle_epi8(rel64, rep_b0);
-        const __m512i lenb = _mm512_shuffle_epi8(len64, rep_b0);
         __m512i s = _mm512_setzero_si512();
         // Words 2-3 of keys up to 16 bytes are zero, and NH of a zero word is the constant
         // A_k * B_k: add that instead of hashing them when no lane is longer (most steps).
@@ -89,18 +88,22 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
             s = _mm512_add_epi64(s, _mm512_mul_epu32(a, _mm512_srli_epi64(a, 32)));
         }
         if (words == 2) s = _mm512_add_epi64(s, zero23);
-        const __m512i x = _mm512_xor_si512(_mm512_xor_si512(s, _mm512_srli_epi64(s, 32)), c_v);
-        const __m512i y = _mm512_mul_epu32(x, m_v);
+        const __m512i xs = _mm512_xor_si512(_mm512_xor_si512(s, _mm512_srli_epi64(s, 32)), c_v);
+        const __m512i y = _mm512_mul_epu32(xs, m_v);
         const __m512i bucket = _mm512_and_si512(_mm512_srli_epi64(y, 32), bmask);
         // memo_finish's fingerprint << 4 is bits 16..31 of y with the low nibble cleared (0 -> 0x10):
         // taken as a 16-bit word, replicated to the lane's four words.
         const __m512i fp4 = _mm512_max_epu16(_mm512_and_si512(_mm512_shuffle_epi8(y, rep_w1), ent_fp), fp_min);
         const __m512i bk = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), valid, bucket, table, 8);
-        const __mmask32 eq = _mm512_cmpeq_epi16_mask(_mm512_and_si512(bk, ent_fp), fp4);
-        const __m512i eqv = _mm512_movm_epi16(eq);
-        const __mmask8 hit = valid & keyable & _mm512_test_epi64_mask(eqv, eqv);
-        const __m512i cost = _mm512_sad_epu8(_mm512_and_si512(_mm512_and_si512(bk, eqv), ent_cost), _mm512_setzero_si512());
-        total = _mm512_mask_add_epi64(total, hit, total, cost);
+        // Entry ^ (fingerprint << 4) is below 16 exactly where the fingerprints match, and is then
+        // the entry's cost; +16 keeps a zero-cost match nonzero for the hit test (at most one
+        // match per bucket, so each lane's bytes sum to 16 + cost; the 16s come off at the end).
+        const __m512i x = _mm512_xor_si512(bk, fp4);
+        const __mmask32 eq = _mm512_cmplt_epu16_mask(x, sixteen16);
+        const __m512i hv = _mm512_maskz_add_epi16(eq, x, sixteen16);
+        const __mmask8 hit = valid & keyable & _mm512_test_epi64_mask(hv, hv);
+        total = _mm512_mask_add_epi64(total, hit, total, _mm512_sad_epu8(hv, _mm512_setzero_si512()));
+        hits += uint32_t(__builtin_popcount(hit));
 
         // Miss masks go to a per-step list at addresses that do not depend on the gathered data,
         // so the next step's gather never waits behind this step's stores.
@@ -120,7 +123,7 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
         }
     }
     *n_miss = nm;
-    return uint64_t(_mm512_reduce_add_epi64(total)) * FIX;
+    return (uint64_t(_mm512_reduce_add_epi64(total)) - 16 * uint64_t(hits)) * FIX;
 }
 
 // Segment-start masks to offsets without a loop per bit (the bit loop mispredicts its exit once

@@ -133,6 +133,9 @@ namespace {
 // SWAR popcount: the baseline target has no POPCNT instruction and __builtin_popcount would be
 // a libgcc call.
 inline uint32_t popcnt32(uint32_t x) {
+#ifdef __POPCNT__
+    return uint32_t(__builtin_popcount(x));
+#endif
     x = x - ((x >> 1) & 0x55555555u);
     x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
     x = (x + (x >> 4)) & 0x0F0F0F0Fu;
@@ -140,6 +143,9 @@ inline uint32_t popcnt32(uint32_t x) {
 }
 
 inline uint64_t popcnt64(uint64_t x) {
+#ifdef __POPCNT__
+    return uint64_t(__builtin_popcountll(x));
+#endif
     x = x - ((x >> 1) & 0x5555555555555555ull);
     x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
     x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;

@@ -173,7 +173,7 @@ void build_han_cost(Model& m) {
             n += 1;
         }
     const uint32_t single = n > 0 ? uint32_t(std::lround(sum / n)) : FIX;
-    m.han_cost.assign(0x10000, 0);
+    m.han_cost.assign(0x10001, 0);  // + a zero entry the SIMD run pricing reads past a run's end
     for (uint32_t cp = 0; cp < 0x10000; ++cp) {
         const uint32_t bytes = cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
         m.han_cost[cp] = uint16_t(m.cp_single(cp) ? single : bytes * FIX);

@@ -4,6 +4,9 @@
 // (memo_avx512.cpp, memo_avx2.cpp) use wider ISAs.
 #include <emmintrin.h>
 #include <xmmintrin.h>
+#ifdef __SSSE3__
+#include <tmmintrin.h>
+#endif
 
 #include <algorithm>
 
@@ -356,6 +359,42 @@ struct Pricer {
     uint32_t miss(int type, int space, int cs, int kind, uint32_t len) const {
         return m.miss_cost[miss_index(type, space, cs, kind, int(len > LEN_MAX ? LEN_MAX : len))];
     }
+
+#ifdef __SSSE3__
+    // Han-class run of at most 12 characters, all of them three-byte sequences (nearly every Han
+    // run the memo misses): the per-code-point sum of han() without a branch per character. Three
+    // 16-byte loads cover 4 characters each; pshufb puts each character's bytes in a 32-bit lane,
+    // one compare checks the lead/continuation pattern, pmaddubsw + pmaddwd assemble the code
+    // point, lanes past the run read the zero entry at han_cost[0x10000]. Exactly han()'s result
+    // (its three-byte loop computes the same code points); false: not such a run, nothing done.
+    __attribute__((always_inline)) bool han_short3(size_t b, size_t e, uint32_t& cost) const {
+        const size_t len = e - b;
+        const uint32_t nch = uint32_t(len / 3);
+        if (len != size_t(nch) * 3 || nch > 12 || nch == 0) return false;
+        const __m128i sh = _mm_setr_epi8(2, 1, 0, -1, 5, 4, 3, -1, 8, 7, 6, -1, 11, 10, 9, -1);
+        const __m128i pat_m = _mm_set1_epi32(0x00F0C0C0), pat = _mm_set1_epi32(0x00E08080);
+        const __m128i bits = _mm_set1_epi32(0x000F3F3F);
+        const __m128i mul1 = _mm_set1_epi32(0x00014001);  // bytes 1, 64, 1, 0: b2 + 64*b1 | b0
+        const __m128i mul2 = _mm_set1_epi32(0x10000001);  // words 1, 4096
+        const __m128i iota = _mm_setr_epi32(0, 1, 2, 3);
+        const __m128i none = _mm_set1_epi32(0x10000);
+        alignas(16) uint32_t cp[12];
+        uint32_t ok = 0;
+        for (uint32_t k = 0; k < 3; ++k) {
+            const __m128i d = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.at(b + 12 * k))), sh);
+            const __m128i in = _mm_cmpgt_epi32(_mm_set1_epi32(int(nch - 4 * k)), iota);  // lanes inside the run
+            ok |= uint32_t(_mm_movemask_ps(_mm_castsi128_ps(
+                      _mm_andnot_si128(_mm_cmpeq_epi32(_mm_and_si128(d, pat_m), pat), in)))) << (4 * k);
+            const __m128i c = _mm_madd_epi16(_mm_maddubs_epi16(_mm_and_si128(d, bits), mul1), mul2);
+            _mm_store_si128(reinterpret_cast<__m128i*>(cp + 4 * k), _mm_or_si128(_mm_and_si128(in, c), _mm_andnot_si128(in, none)));
+        }
+        if (ok) return false;  // a lane inside the run is not a three-byte sequence
+        const uint16_t* hc = m.han_cost.data();
+        cost = hc[cp[0]] + hc[cp[1]] + hc[cp[2]] + hc[cp[3]] + hc[cp[4]] + hc[cp[5]] + hc[cp[6]] + hc[cp[7]] +
+               hc[cp[8]] + hc[cp[9]] + hc[cp[10]] + hc[cp[11]];
+        return true;
+    }
+#endif
 
     // Han-class run: greedy longest match against the vocabulary, extending while the growing
     // prefix is itself a piece (BPE builds long pieces from shorter ones). A leading space that
@@ -798,14 +837,23 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
     // runs straight to the per-code-point loop, ASCII and two-byte words to their fast paths, the
     // rest (and what the fast paths decline) through Pricer::segment. Same result as segment()
     // for every miss; the triage only skips fast paths that cannot apply.
+    const bool han_fast = !m.han_cost.empty();
     auto price_misses = [&](uint32_t nm) {
         for (uint32_t q = 0; q < nm; ++q) {
             const size_t b = miss_b[q], e = miss_e[q];
             if (pr.ascii_word_miss(b, e)) continue;
             const uint8_t* s = text.at(b);
             const uint32_t sp = s[0] == ' ' && e - b > 1 && s[1] != ' ';
-            if (BYTE_CLASS[s[sp]] == BC_HAN)
+            if (BYTE_CLASS[s[sp]] == BC_HAN) {
+#ifdef __SSSE3__
+                uint32_t c;
+                if (han_fast && pr.han_short3(b + sp, e, c)) {
+                    total += c + (sp ? m.han_cost[0x20] : 0);
+                    continue;
+                }
+#endif
                 total += pr.template han<false>(b + sp, e, sp != 0, nullptr);
+            }
             else if (!pr.two_byte_word_miss(b, e))
                 price(b, e, false);
         }

@@ -362,7 +362,7 @@ struct Model {
     // With a memo: Han-class runs the memo misses are priced per code point (FIX units), the
     // piece count of corpus runs shared out over their characters; index 0x20 = a leading space.
     // Empty: greedy matching against the vocabulary (han_scale applies).
-    std::vector<uint16_t> han_cost;                           // 0x10000 entries, or empty
+    std::vector<uint16_t> han_cost;                           // 0x10000 entries + a zero one, or empty
     std::vector<std::pair<uint32_t, uint32_t>> han_cost_keys; // (code point, cost FIX) as in the file
     std::array<uint32_t, N_WORD_TYPES * MISS_BINS> miss_scale{};  // x/256 by (type, miss-rate bin)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs every test suite: unit (GoogleTest), integration
-# (network namespaces, real kernel clients, real backends) and a fuzz smoke run.
+# (network namespaces, real kernel clients, real backends), the request-path suites under
+# ASan/UBSan and a fuzz smoke run.
 # Exits non-zero on any failure. Prints "N passed, N failed" as its last line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,14 @@ for t in tests/integration/test_*; do
   [ $rc -ne 0 ] && tail -n 60 "build/$(basename "$t").log"
   record "$name" $rc
 done
+
+if [ -x tests/asan.sh ]; then
+  echo "== request-path suites under ASan/UBSan =="
+  timeout 1800 tests/asan.sh > build/asan.log 2>&1
+  rc=$?
+  tail -n 8 build/asan.log
+  record asan/request-path $rc
+fi
 
 if [ -x tests/fuzz/smoke.sh ]; then
   echo "== fuzz smoke =="

@@ -381,7 +381,10 @@ struct Pricer {
         alignas(16) uint32_t cp[12];
         uint32_t ok = 0;
         for (uint32_t k = 0; k < 3; ++k) {
-            const __m128i d = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.at(b + 12 * k))), sh);
+            // Blocks past the run read its start instead (their lanes are all masked off): at()
+            // guarantees 32 readable bytes only from positions inside the text.
+            const size_t pos = 4 * k < nch ? b + 12 * k : b;
+            const __m128i d = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.at(pos))), sh);
             const __m128i in = _mm_cmpgt_epi32(_mm_set1_epi32(int(nch - 4 * k)), iota);  // lanes inside the run
             ok |= uint32_t(_mm_movemask_ps(_mm_castsi128_ps(
                       _mm_andnot_si128(_mm_cmpeq_epi32(_mm_and_si128(d, pat_m), pat), in)))) << (4 * k);

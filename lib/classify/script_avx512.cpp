@@ -17,7 +17,9 @@
 // merge source, which -Wuninitialized reports once they are inlined here; nothing is read from it.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace tlb::classify {
 

@@ -10,7 +10,9 @@
 // kept per step and expanded into the caller's miss list afterwards. Segments beyond the 96-byte
 // reach wait for the next step (steps cover at least one segment). `ns` is at most CHUNK + 1.
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined operands) as uninitialised.
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 

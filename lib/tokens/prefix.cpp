@@ -15,12 +15,6 @@ namespace tlb::tokens {
 
 namespace {
 
-inline uint64_t load64(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-
 // Key words for NH, one per 4 bytes of a block (fixed, from splitmix64).
 struct NhKey {
     uint32_t k[PREFIX_MAX_BLOCK_BYTES / 4 + 2];
@@ -76,7 +70,9 @@ uint64_t block_hash_sse2(const uint8_t* p, size_t len) {
 // acc[l / 2] above; a 16/32/48-byte tail masked to zero), the lane combination with vpmullq.
 // GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined operands) as uninitialised.
 #pragma GCC diagnostic push
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 __attribute__((target("avx512f,avx512dq"))) uint64_t block_hash_avx512(const uint8_t* p, size_t len) {
     __m512i acc = _mm512_setzero_si512();

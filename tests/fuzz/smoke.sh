@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
-TARGETS=(http_request http_response openai_body)
+TARGETS=(http_request http_response openai_body tokens_estimate)
 
 if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang CXX=clang++ meson setup "$BUILD" -Dfuzz=true -Dtests=false -Dbenchmarks=false \

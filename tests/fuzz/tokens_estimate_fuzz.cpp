@@ -1,0 +1,58 @@
+// libFuzzer target: the token estimator (lib/tokens) on arbitrary bytes, with the shipped
+// calibration (memo, Han table, vocabulary). Checks: every ISA this CPU has gives the scalar
+// result; the explain path (no fast paths) gives the same total; the input split into fields
+// (lib/openai's layout: '\n' between fields, one pass) prices exactly the per-field sum. ASan and
+// UBSan check every vector load of the kernels against the input buffer.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tokens/model.hpp"
+#include "tokens/tokens.hpp"
+
+using namespace tlb::tokens;
+
+namespace {
+const Estimator& estimator() {
+    static const Estimator e = Estimator::from_file(TLB_SOURCE_ROOT "/conf/tokenizers/fortunes-bpe8k.toml");
+    return e;
+}
+const Isa ISAS[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const Estimator& e = estimator();
+    // The text in its own allocation of exactly its size, so a load past its end is reported.
+    std::vector<char> text(data, data + size);
+    const char* p = text.data();
+    const uint64_t ref = e.estimate_fixed(p, size);
+    const TextField all{0, uint32_t(size)};
+    for (Isa isa : ISAS)
+        if (isa_supported(isa) && e.estimate_fields_fixed(p, &all, 1, isa) != ref) abort();
+    std::vector<SegmentInfo> segs;
+    if (explain(e.model(), p, size, segs) != ref) abort();
+
+    // Fields: cut at up to 7 places chosen by the first bytes, joined with '\n'.
+    if (size < 2) return 0;
+    const size_t nf = 1 + data[0] % 8;
+    std::vector<size_t> cuts{0};
+    for (size_t k = 1; k < nf; ++k) cuts.push_back(1 + (size_t(data[k % size]) * 257 + k * 7919) % size);
+    cuts.push_back(size);
+    std::sort(cuts.begin(), cuts.end());
+    std::string joined;
+    std::vector<TextField> fields;
+    uint64_t sum = 0;
+    for (size_t k = 0; k + 1 < cuts.size(); ++k) {
+        if (!joined.empty() || k) joined += '\n';
+        fields.push_back(TextField{uint32_t(joined.size()), uint32_t(cuts[k + 1] - cuts[k])});
+        joined.append(reinterpret_cast<const char*>(data) + cuts[k], cuts[k + 1] - cuts[k]);
+        sum += e.estimate_fixed(reinterpret_cast<const char*>(data) + cuts[k], cuts[k + 1] - cuts[k]);
+    }
+    std::vector<char> buf(joined.begin(), joined.end());
+    for (Isa isa : ISAS)
+        if (isa_supported(isa) && e.estimate_fields_fixed(buf.data(), fields.data(), fields.size(), isa) != sum) abort();
+    return 0;
+}

@@ -20,16 +20,6 @@
 
 namespace tlb::tokens {
 
-namespace {
-// Sum of the eight 64-bit lanes with vector adds (GCC's _mm512_reduce_add_epi64 adds signed long
-// longs in C: undefined on overflow, which UBSan reports).
-inline uint64_t hsum64(__m512i x) {
-    const __m256i h4 = _mm256_add_epi64(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64(x, 1));
-    const __m128i h2 = _mm_add_epi64(_mm256_castsi256_si128(h4), _mm256_extracti128_si256(h4, 1));
-    return uint64_t(_mm_cvtsi128_si64(_mm_add_epi64(h2, _mm_unpackhi_epi64(h2, h2))));
-}
-}  // namespace
-
 uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint32_t* begins, const uint32_t* ends,
                      uint32_t ns, uint32_t* miss_b, uint32_t* miss_e, uint32_t* n_miss) {
     const __m512i iota8 = _mm512_set_epi8(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5,
@@ -135,7 +125,7 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
         }
     }
     *n_miss = nm;
-    return (hsum64(total) - 16 * uint64_t(hits)) * FIX;
+    return (hsum_epi64(total) - 16 * uint64_t(hits)) * FIX;
 }
 
 // Segment-start masks to offsets without a loop per bit (the bit loop mispredicts its exit once
@@ -237,7 +227,7 @@ __attribute__((target("avx512vbmi2"))) uint32_t singles_flatten_vbmi2(const Memo
         ne += ce;
     }
     qpre[words] = nq;
-    *tokens = hsum64(acc);
+    *tokens = hsum_epi64(acc);
     return ne;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <emmintrin.h>
+#include <immintrin.h>
 
 #include <array>
 #include <cstddef>
@@ -287,6 +288,15 @@ static inline uint64_t memo_hash_space(const uint8_t* q, size_t len) {
     const __m128i a = _mm_or_si128(_mm_slli_si128(v0, 1), _mm_cvtsi32_si128(' '));
     const __m128i b = _mm_or_si128(_mm_slli_si128(v1, 1), _mm_srli_si128(v0, 15));
     return memo_hash_v(a, b, len);
+}
+// Sum of the eight 64-bit lanes with vector adds, which wrap (GCC's _mm512_reduce_add_epi64 adds
+// signed long longs in C: undefined on overflow, which UBSan reports for hash sums). For AVX-512
+// code only (memo pass, prefix hash); the target attribute lets baseline files call it from
+// functions compiled for AVX-512.
+__attribute__((target("avx512f"))) static inline uint64_t hsum_epi64(__m512i x) {
+    const __m256i h4 = _mm256_add_epi64(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64(x, 1));
+    const __m128i h2 = _mm_add_epi64(_mm256_castsi256_si128(h4), _mm256_extracti128_si256(h4, 1));
+    return uint64_t(_mm_cvtsi128_si64(_mm_add_epi64(h2, _mm_unpackhi_epi64(h2, h2))));
 }
 static inline uint64_t memo_hash_str(const std::string& key) {
     uint8_t buf[32] = {};

@@ -91,12 +91,7 @@ __attribute__((target("avx512f,avx512dq"))) uint64_t block_hash_avx512(const uin
                                         int64_t(0xA0761D6478BD642FULL), int64_t(0xE7037ED1A0B428DBULL),
                                         int64_t(0x8EBC6AF09C88C6E3ULL), int64_t(0x589965CC75374CC3ULL));
     const __m512i x = _mm512_mullo_epi64(_mm512_xor_si512(acc, _mm512_srli_epi64(acc, 29)), c);
-    // Lane sum with vector adds (they wrap): GCC's _mm512_reduce_add_epi64 adds signed long longs
-    // in C, which UBSan rightly reports as overflow for hash values.
-    const __m256i h4 = _mm256_add_epi64(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64(x, 1));
-    const __m128i h2 = _mm_add_epi64(_mm256_castsi256_si128(h4), _mm256_extracti128_si256(h4, 1));
-    const __m128i h1 = _mm_add_epi64(h2, _mm_unpackhi_epi64(h2, h2));
-    return mix64(uint64_t(len) * 0xBF58476D1CE4E5B9ULL + uint64_t(_mm_cvtsi128_si64(h1)));
+    return mix64(uint64_t(len) * 0xBF58476D1CE4E5B9ULL + hsum_epi64(x));
 }
 #pragma GCC diagnostic pop
 

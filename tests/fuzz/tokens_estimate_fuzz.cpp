@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<TextField> fields;
     uint64_t sum = 0;
     for (size_t k = 0; k + 1 < cuts.size(); ++k) {
-        if (!joined.empty() || k) joined += '\n';
+        if (k) joined += '\n';
         fields.push_back(TextField{uint32_t(joined.size()), uint32_t(cuts[k + 1] - cuts[k])});
         joined.append(reinterpret_cast<const char*>(data) + cuts[k], cuts[k + 1] - cuts[k]);
         sum += e.estimate_fixed(reinterpret_cast<const char*>(data) + cuts[k], cuts[k + 1] - cuts[k]);

@@ -938,7 +938,18 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
                 continue;
             }
             uint32_t j = ns;
-            if (begins[ns - 1] >= fe) j = uint32_t(std::lower_bound(begins + i + 1, begins + ns, fe) - begins);
+            if (begins[ns - 1] >= fe) {
+                // First start at or past the field's end (branch-free search: the field sizes
+                // vary and std::lower_bound's branches mispredict).
+                const uint32_t* lo = begins + i + 1;
+                size_t len = ns - (i + 1);
+                while (len > 1) {
+                    const size_t half = len / 2;
+                    lo = lo[half - 1] < fe ? lo + half : lo;
+                    len -= half;
+                }
+                j = uint32_t(lo - begins) + (*lo < fe);
+            }
             field_run(i, j);
             i = j;
         }

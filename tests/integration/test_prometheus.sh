@@ -80,8 +80,8 @@ YML
     --web.listen-address=127.0.0.1:$PPORT --log.level=warn > "$TMP/prometheus.log" 2>&1 &
 PIDS+=($!)
 
-query() { # PromQL -> first value or empty
-  curl -sG "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" 2>/dev/null |
+query() { # PromQL -> first value or empty; evaluated at $AT (Unix time) when set, else now
+  curl -sG "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" ${AT:+--data-urlencode "time=$AT"} 2>/dev/null |
     python3 -c 'import json,sys
 try:
     d=json.load(sys.stdin)
@@ -103,6 +103,9 @@ done
   curl -s "http://127.0.0.1:$PPORT/api/v1/targets"; exit 1; }
 echo "prometheus scraped tokenlb $n times, up=$up"
 
+# All checks read one instant: queried at "now" one by one, a scrape landing between two queries
+# showed fast_framed from a newer scrape than requests (128 > 113 in one CI run).
+AT=$(date +%s.%N)
 total=$(query 'sum(tokenlb_requests_total)')
 rate=$(query 'sum(rate(tokenlb_requests_total[30s]))')
 p50=$(query 'histogram_quantile(0.5, sum by (le) (rate(tokenlb_request_ttft_seconds_bucket[30s])))')

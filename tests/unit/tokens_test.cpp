@@ -722,3 +722,47 @@ TEST(KernelsDefinition, EveryKernelMatchesTheDefinitionOnAllShortStringsCutAnywh
         }
     }
 }
+
+// The pairwise SSSE3 test of two-byte words (memo misses of Cyrillic, Greek, accented Latin) must
+// answer exactly as the per-character loop wherever it answers: random sparse vocabularies per
+// lead, words of 1-16 characters mixing ASCII with two-byte characters from one or two adjacent
+// leads (the decided case) or three (the loop's turn), at every length up to 32 bytes.
+TEST(Memo, TwoByteWordTestMatchesThePerCharacterLoop) {
+    std::mt19937_64 rng(77);
+    uint64_t bits[256] = {};
+    const uint8_t lead_sets[][3] = {{0xD0, 0xD1, 0xD0}, {0xCE, 0xCF, 0xCE}, {0xC3, 0xC3, 0xC3}, {0xC3, 0xC4, 0xC5},
+                                    {0xD0, 0xD1, 0xD2}, {0xDF, 0xDF, 0xDF}, {0xC2, 0xC3, 0xC2}};
+    size_t decided = 0, known = 0, unknown = 0;
+    for (int round = 0; round < 200000; ++round) {
+        if (round % 1000 == 0)
+            for (uint32_t l = 0xC2; l <= 0xDF; ++l) {
+                // Dense (a few holes), sparse, full or empty bitmaps.
+                const int kind = int(rng() % 4);
+                bits[l] = kind == 0 ? ~(uint64_t(1) << (rng() % 64)) : kind == 1 ? rng() & rng() : kind == 2 ? ~uint64_t(0) : 0;
+            }
+        const auto& ls = lead_sets[rng() % (sizeof lead_sets / sizeof lead_sets[0])];
+        alignas(16) uint8_t key[32] = {};
+        uint32_t len = 0, leads = 0;
+        const uint32_t chars = 1 + uint32_t(rng() % 16);
+        for (uint32_t c = 0; c < chars && len < 32; ++c) {
+            if (rng() % 4 == 0 || len == 31) {
+                key[len++] = uint8_t('a' + rng() % 26);
+            } else {
+                leads |= 1u << len;
+                key[len++] = ls[rng() % 3];
+                key[len++] = uint8_t(0x80 | (rng() % 64));
+            }
+        }
+        if (leads == 0) continue;
+        const int fast = two_byte_known_pair(bits, key, leads, leads << 1);
+        if (fast < 0) continue;
+        ++decided;
+        const bool ref = two_byte_known_loop(bits, key, leads);
+        ASSERT_EQ(fast != 0, ref) << "round " << round << " len " << len;
+        (ref ? known : unknown)++;
+    }
+    // Both answers occur often, and most words are decided without the loop.
+    EXPECT_GT(known, 10000u);
+    EXPECT_GT(unknown, 10000u);
+    EXPECT_GT(decided, 100000u);
+}

@@ -157,30 +157,15 @@ inline uint64_t popcnt64(uint64_t x) {
 // Whether at least a quarter of the segment starts in a chunk's first 1 KiB (a sample: the check
 // runs on every chunk) are followed by another start (one-byte segments, counted before the table
 // and forced boundaries are taken into account).
-template <bool HW>
-inline bool singles_share(const uint64_t* starts, size_t words) {
+// popcnt64 is the instruction on the x86-64-v2 baseline, so no run-time dispatch is needed.
+bool singles_worth_it(const uint64_t* starts, size_t words) {
     uint64_t cand = 0, all = 0;
     for (size_t w = 0; w < words && w < 16; ++w) {
-        const uint64_t s = starts[w], d = s & (s >> 1);
-        if constexpr (HW) {
-            cand += uint64_t(__builtin_popcountll(d));
-            all += uint64_t(__builtin_popcountll(s));
-        } else {
-            cand += popcnt64(d);
-            all += popcnt64(s);
-        }
+        const uint64_t s = starts[w];
+        cand += popcnt64(s & (s >> 1));
+        all += popcnt64(s);
     }
     return cand * 4 >= all;
-}
-__attribute__((target("popcnt"))) bool singles_share_popcnt(const uint64_t* starts, size_t words) {
-    return singles_share<true>(starts, words);
-}
-bool singles_worth_it(const uint64_t* starts, size_t words) {
-    static const bool hw = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("popcnt") != 0;
-    }();
-    return hw ? singles_share_popcnt(starts, words) : singles_share<false>(starts, words);
 }
 
 // Decodes one UTF-8 code point at p[0..avail); returns its length (>=1) and the code point
@@ -304,11 +289,11 @@ __attribute__((always_inline)) inline bool known_loop(const uint64_t* lead_bits,
 // The same answer without a loop when every lead is L or L + 1, L the first lead (Cyrillic
 // D0/D1, Greek CE/CF, Latin-1 C3: nearly every such memo miss): both leads' bitmaps in one
 // register and every continuation's bit tested with two pshufb lookups (the loop's exit
-// mispredicts). key32: the key's 32 bytes, zero past its length; leads nonzero, cont = leads << 1.
-// Returns 1 / 0, or -1 when some lead is neither L nor L + 1 (or without SSSE3): ask known_loop.
-__attribute__((always_inline)) inline int known_pair(const uint64_t* lead_bits, const uint8_t* key32, uint32_t leads,
-                                                     uint32_t cont) {
+// mispredicts). key32: the key's 32 bytes, zero past its length; leads nonzero (each lead's
+// continuation follows it). Returns 1 / 0, or -1 when some lead is neither L nor L + 1 (or without SSSE3): ask known_loop.
+__attribute__((always_inline)) inline int known_pair(const uint64_t* lead_bits, const uint8_t* key32, uint32_t leads) {
 #ifdef __SSSE3__
+    const uint32_t cont = leads << 1;
     const uint32_t L = key32[__builtin_ctz(leads)];
     const __m128i tab = _mm_set_epi64x(int64_t(lead_bits[(L + 1) & 0xFF]), int64_t(lead_bits[L]));
     const __m128i pow2 = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
@@ -334,7 +319,7 @@ __attribute__((always_inline)) inline int known_pair(const uint64_t* lead_bits, 
     if ((cont & ~(ours0 | (ours1 << 16))) != 0) return -1;
     return (unknown & cont) == 0 ? 1 : 0;
 #else
-    (void)lead_bits, (void)key32, (void)leads, (void)cont;
+    (void)lead_bits, (void)key32, (void)leads;
     return -1;
 #endif
 }
@@ -344,8 +329,8 @@ __attribute__((always_inline)) inline int known_pair(const uint64_t* lead_bits, 
 bool two_byte_known_loop(const uint64_t* lead_bits, const uint8_t* q, uint32_t leads) noexcept {
     return known_loop(lead_bits, q, leads);
 }
-int two_byte_known_pair(const uint64_t* lead_bits, const uint8_t* key32, uint32_t leads, uint32_t cont) noexcept {
-    return known_pair(lead_bits, key32, leads, cont);
+int two_byte_known_pair(const uint64_t* lead_bits, const uint8_t* key32, uint32_t leads) noexcept {
+    return known_pair(lead_bits, key32, leads);
 }
 
 namespace {
@@ -367,7 +352,7 @@ struct Pricer {
         // A few two-byte characters (accented Latin): the loop is short; many (Cyrillic, Greek):
         // the pairwise test (Russian bodies +6%; on every word it cost German/Spanish 2-3%).
         const uint8_t* key32 = reinterpret_cast<const uint8_t*>(f.w);
-        const int fast = popcnt32(leads) >= 4 ? known_pair(m.lead_bits.data(), key32, leads, cont) : -1;
+        const int fast = popcnt32(leads) >= 4 ? known_pair(m.lead_bits.data(), key32, leads) : -1;
         return fast >= 0 ? fast != 0 : known_loop(m.lead_bits.data(), q, leads);
     }
     // Vocabulary probes on a miss (prefix/suffix pieces, hit check) only without a memo: with one,

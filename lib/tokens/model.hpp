@@ -423,6 +423,6 @@ uint64_t explain(const Model& m, const char* p, size_t n, std::vector<SegmentInf
 // The two-byte-word test of a memo miss (estimator.cpp), exposed for the unit tests: the loop is
 // the reference, the pairwise SSSE3 form answers 1/0 or -1 (not decided: the loop's turn).
 bool two_byte_known_loop(const uint64_t* lead_bits, const uint8_t* q, uint32_t leads) noexcept;
-int two_byte_known_pair(const uint64_t* lead_bits, const uint8_t* key32, uint32_t leads, uint32_t cont) noexcept;
+int two_byte_known_pair(const uint64_t* lead_bits, const uint8_t* key32, uint32_t leads) noexcept;
 
 }  // namespace tlb::tokens

@@ -754,7 +754,7 @@ TEST(Memo, TwoByteWordTestMatchesThePerCharacterLoop) {
             }
         }
         if (leads == 0) continue;
-        const int fast = two_byte_known_pair(bits, key, leads, leads << 1);
+        const int fast = two_byte_known_pair(bits, key, leads);
         if (fast < 0) continue;
         ++decided;
         const bool ref = two_byte_known_loop(bits, key, leads);

@@ -238,16 +238,11 @@ inline void load_feat(const uint8_t* q, size_t len, WordFeat& f) {
               (uint32_t(_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(b, bias), lim))) << 16);
 }
 
-// The same classes for an ASCII word (`none`: punctuation, always 0) without branches: 1 and 2
-// exclude each other (one upper-case letter that is the first vs. all of at least two).
-inline int case_class_bf(bool none, uint32_t n_upper, uint32_t first_upper, uint32_t cps) {
-    const int c1 = int(first_upper & uint32_t(n_upper == 1));
-    const int c2 = int(uint32_t(n_upper == cps) & uint32_t(cps > 1));
-    return (3 - 2 * c1 - c2) & -int(uint32_t(!none) & uint32_t(n_upper != 0));
-}
-
 inline int case_class(uint32_t n_upper, bool first_upper, uint32_t cps) {
-    return case_class_bf(false, n_upper, first_upper, cps);
+    if (n_upper == 0) return 0;
+    if (first_upper && n_upper == 1) return 1;
+    if (n_upper == cps && cps > 1) return 2;
+    return 3;
 }
 
 // Byte length of the first k code points given the bitmask of code point starts (bit 0 set).
@@ -690,14 +685,12 @@ struct Pricer {
         const uint8_t* q = t.at(b);
         const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
         const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
-        const uint32_t lm = uint32_t((uint64_t(1) << (len < 32 ? len : 32)) - 1);
+        const uint32_t lm = len >= 32 ? ~0u : (1u << len) - 1;
         const uint32_t high = uint32_t(_mm_movemask_epi8(v0)) | (uint32_t(_mm_movemask_epi8(v1)) << 16);
         const uint32_t sp = q[0] == ' ';
         const uint8_t c = BYTE_CLASS[q[sp]];
         // Not: longer than 32, non-ASCII, a whitespace run, or a digit/control segment.
-        // One combined test (separate || tests are separate branches, and non-ASCII misses are
-        // common in mixed text).
-        if (__builtin_expect((len > 32) | ((high & lm) != 0) | (len <= sp) | ((c != BC_LATIN) & (c != BC_PUNCT)), 0))
+        if (__builtin_expect(len > 32 || (high & lm) || len <= sp || (c != BC_LATIN && c != BC_PUNCT), 0))
             return false;
         const __m128i bias = _mm_set1_epi8(char(0x80 - 'A'));
         const __m128i lim = _mm_set1_epi8(char(0x80 + 26));
@@ -707,7 +700,7 @@ struct Pricer {
         const uint32_t up = (upper & lm) >> sp;
         const uint32_t nu = popcnt32(up);
         const int type = c == BC_LATIN ? 0 : 1;
-        const int cs = case_class_bf(type == 1, nu, up & 1, n);
+        const int cs = type == 1 || nu == 0 ? 0 : ((up & 1) && nu == 1) ? 1 : (nu == n && n > 1) ? 2 : 3;
         ++n_miss[type];
         miss_sum[type] += miss(type, int(sp), cs, 0, n);
         return true;

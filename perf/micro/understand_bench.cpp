@@ -5,6 +5,7 @@
 //   build/perf/micro/understand_bench --benchmark_repetitions=9 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -79,8 +80,8 @@ std::string chat_body(size_t target) {
     return b;
 }
 
-std::string http_request(const std::string& body) {
-    return "POST /v1/chat/completions HTTP/1.1\r\nHost: lb.example\r\nUser-Agent: OpenAI/Python 1.40.0\r\n"
+std::string http_request(const std::string& body, const char* path = "/v1/chat/completions") {
+    return std::string("POST ") + path + " HTTP/1.1\r\nHost: lb.example\r\nUser-Agent: OpenAI/Python 1.40.0\r\n"
            "Authorization: Bearer sk-test\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
@@ -189,6 +190,146 @@ void BM_Understand(benchmark::State& state) {
     state.counters["prefix_blocks"] = f.prefix_blocks;
 }
 BENCHMARK(BM_Understand)->Arg(1024)->Arg(4096)->Arg(65536);
+
+// The same step on many distinct request bodies, one after the other: the OpenAI bodies (*.json)
+// in $TLB_BODIES_DIR, e.g. the held-out chat bodies tests/integration/test_tokens_accuracy.sh
+// builds (TLB_TOKENS_KEEP=1 keeps them). A body repeated in a loop lets the branch predictor learn
+// its data-dependent branches (docs/tokens.md, night of 2026-12-07); production sees every body
+// once, so this is the number to expect there. Registered only when the variable is set.
+void BM_UnderstandFresh(benchmark::State& state, std::vector<std::string> reqs, std::vector<size_t> body_bytes) {
+    Fixture& fx = fixture();
+    understand::Understander u;
+    understand::Options o;
+    o.max_body_bytes = 1 << 20;
+    std::string err;
+    if (!u.init(o, fx.cls.get(), &fx.est, &err)) {
+        state.SkipWithError(err.c_str());
+        return;
+    }
+    std::vector<std::vector<uint8_t>> bufs;
+    size_t total = 0;
+    for (const auto& r : reqs) {
+        bufs.emplace_back(r.begin(), r.end());
+        bufs.back().resize(r.size() + 64);
+    }
+    for (size_t b : body_bytes) total += b;
+    understand::RequestFeatures f;
+    for (size_t i = 0; i < bufs.size(); ++i)
+        if (!u.understand(bufs[i].data(), reqs[i].size(), bufs[i].size(), f)) {
+            std::fprintf(stderr, "body %zu: status %u %s\n", i, unsigned(f.status), f.message);
+            state.SkipWithError("understand rejected a body of $TLB_BODIES_DIR");
+            return;
+        }
+    size_t i = 0, bytes = 0;
+    for (auto _ : state) {
+        u.understand(bufs[i].data(), reqs[i].size(), bufs[i].size(), f);
+        benchmark::DoNotOptimize(f.prompt_tokens);
+        bytes += body_bytes[i];
+        if (++i == bufs.size()) i = 0;
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(bytes));
+    state.counters["bodies"] = static_cast<double>(bufs.size());
+    state.counters["body_bytes_avg"] = static_cast<double>(total) / static_cast<double>(bufs.size());
+    // Time per 4 KiB of body, the unit of the 4 KB target.
+    state.counters["ns_per_4KiB"] = benchmark::Counter(static_cast<double>(bytes) / 4096.0,
+                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+// The stages alone on the same fresh bodies (extraction, estimate, classify, prefix fingerprint):
+// where the fresh-body time goes.
+const char* const FRESH_STAGES[4] = {"BM_StageFresh_Extract", "BM_StageFresh_Estimate", "BM_StageFresh_Classify",
+                                     "BM_StageFresh_Prefix"};
+void BM_StageFresh(benchmark::State& state, std::vector<std::string> reqs, std::vector<size_t> body_bytes, int stage) {
+    Fixture& fx = fixture();
+    struct Body {
+        std::vector<uint8_t> json, scratch;
+        size_t len;
+        openai::Endpoint ep;
+        std::unique_ptr<openai::Request> r = std::make_unique<openai::Request>();
+        std::vector<tokens::TextField> fields;
+        std::vector<std::string_view> views;
+        std::vector<tokens::TextSpan> spans;
+    };
+    std::vector<Body> bodies(reqs.size());
+    openai::Extractor ex;
+    ex.init(1 << 20);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+        Body& b = bodies[i];
+        const size_t at = reqs[i].find("\r\n\r\n") + 4;
+        b.len = reqs[i].size() - at;
+        b.json.assign(reqs[i].begin() + long(at), reqs[i].end());
+        b.json.resize(b.len + 64);
+        b.scratch.resize(b.len + 64);
+        b.ep = reqs[i].compare(0, 25, "POST /v1/chat/completions") == 0 ? openai::Endpoint::CHAT_COMPLETIONS
+                                                                       : openai::Endpoint::COMPLETIONS;
+        if (ex.extract(b.ep, b.json.data(), b.len, b.json.size(), b.scratch.data(), b.scratch.size(), *b.r) !=
+            openai::Error::NONE) {
+            state.SkipWithError("extraction failed on a body of $TLB_BODIES_DIR");
+            return;
+        }
+        const char* t = reinterpret_cast<const char*>(b.r->text);
+        for (uint32_t k = 0; k < b.r->span_count; ++k) {
+            b.fields.push_back({b.r->spans[k].off, b.r->spans[k].len});
+            b.views.emplace_back(t + b.r->spans[k].off, b.r->spans[k].len);
+            b.spans.push_back({t + b.r->spans[k].off, b.r->spans[k].len, tokens::Role::User});
+        }
+    }
+    classify::Scanner sc(*fx.cls);
+    auto work = std::make_unique<openai::Request>();
+    std::vector<uint8_t> wscratch(1 << 20);
+    uint64_t out[understand::MAX_PREFIX_BLOCKS];
+    size_t i = 0, bytes = 0;
+    for (auto _ : state) {
+        Body& b = bodies[i];
+        switch (stage) {
+            case 0:  // decodes into scratch, the body stays as it was
+                benchmark::DoNotOptimize(ex.extract(b.ep, b.json.data(), b.len, b.json.size(), wscratch.data(),
+                                                    wscratch.size(), *work));
+                break;
+            case 1:
+                benchmark::DoNotOptimize(fx.est.estimate_fields_fixed(reinterpret_cast<const char*>(b.r->text),
+                                                                      b.fields.data(), b.fields.size()));
+                break;
+            case 2: benchmark::DoNotOptimize(sc.scan(b.views.data(), b.views.size())); break;
+            default:
+                benchmark::DoNotOptimize(
+                    tokens::prefix_fingerprint(b.spans.data(), b.spans.size(), out, understand::MAX_PREFIX_BLOCKS));
+        }
+        bytes += body_bytes[i];
+        if (++i == bodies.size()) i = 0;
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(bytes));
+    state.counters["ns_per_4KiB"] = benchmark::Counter(static_cast<double>(bytes) / 4096.0,
+                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+const bool fresh_registered = [] {
+    const char* dir = std::getenv("TLB_BODIES_DIR");
+    if (!dir) return false;
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.path().extension() == ".json") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> reqs;
+    std::vector<size_t> body_bytes;
+    for (const auto& p : files) {
+        std::FILE* fp = std::fopen(p.c_str(), "rb");
+        if (!fp) continue;
+        std::string body;
+        char chunk[65536];
+        size_t n;
+        while ((n = std::fread(chunk, 1, sizeof chunk, fp)) > 0) body.append(chunk, n);
+        std::fclose(fp);
+        // Chat bodies have messages, completion bodies a prompt.
+        const bool chat = body.find("\"messages\"") != std::string::npos;
+        reqs.push_back(http_request(body, chat ? "/v1/chat/completions" : "/v1/completions"));
+        body_bytes.push_back(body.size());
+    }
+    if (reqs.empty()) return false;
+    benchmark::RegisterBenchmark("BM_UnderstandFresh", BM_UnderstandFresh, reqs, body_bytes);
+    for (int stage = 0; stage < 4; ++stage)
+        benchmark::RegisterBenchmark(FRESH_STAGES[stage], BM_StageFresh, reqs, body_bytes, stage);
+    return true;
+}();
 
 // ---- the stages alone, on the same 4 KB request --------------------------------------------------
 

@@ -132,6 +132,19 @@ Fixture& fixture() {
     return f;
 }
 
+// The understand step as the benchmarks run it (1 MiB body limit); false: skipped with the error.
+bool init_understander(understand::Understander& u, benchmark::State& state) {
+    Fixture& fx = fixture();
+    understand::Options o;
+    o.max_body_bytes = 1 << 20;
+    std::string err;
+    if (!u.init(o, fx.cls.get(), &fx.est, &err)) {
+        state.SkipWithError(err.c_str());
+        return false;
+    }
+    return true;
+}
+
 void BM_Understand(benchmark::State& state) {
     Fixture& fx = fixture();
     const std::string body = chat_body(static_cast<size_t>(state.range(0)));
@@ -139,13 +152,7 @@ void BM_Understand(benchmark::State& state) {
     std::vector<uint8_t> buf(req.begin(), req.end());
     buf.resize(req.size() + 64);
     understand::Understander u;
-    understand::Options o;
-    o.max_body_bytes = 1 << 20;
-    std::string err;
-    if (!u.init(o, fx.cls.get(), &fx.est, &err)) {
-        state.SkipWithError(err.c_str());
-        return;
-    }
+    if (!init_understander(u, state)) return;
     // Check against a reference computed stage by stage before timing.
     understand::RequestFeatures f;
     if (!u.understand(buf.data(), req.size(), buf.size(), f) || f.model != "llama-3.1-8b-instruct" || !f.stream ||
@@ -197,15 +204,8 @@ BENCHMARK(BM_Understand)->Arg(1024)->Arg(4096)->Arg(65536);
 // its data-dependent branches (docs/tokens.md, night of 2026-12-07); production sees every body
 // once, so this is the number to expect there. Registered only when the variable is set.
 void BM_UnderstandFresh(benchmark::State& state, std::vector<std::string> reqs, std::vector<size_t> body_bytes) {
-    Fixture& fx = fixture();
     understand::Understander u;
-    understand::Options o;
-    o.max_body_bytes = 1 << 20;
-    std::string err;
-    if (!u.init(o, fx.cls.get(), &fx.est, &err)) {
-        state.SkipWithError(err.c_str());
-        return;
-    }
+    if (!init_understander(u, state)) return;
     std::vector<std::vector<uint8_t>> bufs;
     size_t total = 0;
     for (const auto& r : reqs) {

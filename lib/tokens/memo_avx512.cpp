@@ -120,11 +120,12 @@ uint64_t memo_avx512(const MemoTable& mt, const uint8_t* p, size_t n, const uint
             i += uint32_t(__builtin_ctz(~uint32_t(valid)));
     }
     // Miss masks to the miss list: one register compress per step and list (the bit loop's exit
-    // mispredicts on nearly every step with a miss). Writes up to 7 entries past the count.
+    // mispredicts on nearly every step with a miss). The loads read only the missed lanes (never
+    // past ns); the stores write up to 7 entries past the count.
     for (uint32_t k = 0; k < steps; ++k) {
         const __mmask8 mm = step_miss[k];
-        const __m256i bb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(begins + step_i[k]));
-        const __m256i ee = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ends + step_i[k]));
+        const __m256i bb = _mm256_maskz_loadu_epi32(mm, begins + step_i[k]);
+        const __m256i ee = _mm256_maskz_loadu_epi32(mm, ends + step_i[k]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(miss_b + nm), _mm256_maskz_compress_epi32(mm, bb));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(miss_e + nm), _mm256_maskz_compress_epi32(mm, ee));
         nm += uint32_t(__builtin_popcount(mm));

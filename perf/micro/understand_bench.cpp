@@ -203,28 +203,32 @@ BENCHMARK(BM_Understand)->Arg(1024)->Arg(4096)->Arg(65536);
 // builds (TLB_TOKENS_KEEP=1 keeps them). A body repeated in a loop lets the branch predictor learn
 // its data-dependent branches (docs/tokens.md, night of 2026-12-07); production sees every body
 // once, so this is the number to expect there. Registered only when the variable is set.
-void BM_UnderstandFresh(benchmark::State& state, std::vector<std::string> reqs, std::vector<size_t> body_bytes) {
+struct FreshBody {
+    std::string body, req;  // the JSON body and the whole HTTP request around it
+    openai::Endpoint ep;
+};
+void BM_UnderstandFresh(benchmark::State& state, std::vector<FreshBody> in) {
     understand::Understander u;
     if (!init_understander(u, state)) return;
     std::vector<std::vector<uint8_t>> bufs;
     size_t total = 0;
-    for (const auto& r : reqs) {
-        bufs.emplace_back(r.begin(), r.end());
-        bufs.back().resize(r.size() + 64);
+    for (const auto& x : in) {
+        bufs.emplace_back(x.req.begin(), x.req.end());
+        bufs.back().resize(x.req.size() + 64);
+        total += x.body.size();
     }
-    for (size_t b : body_bytes) total += b;
     understand::RequestFeatures f;
     for (size_t i = 0; i < bufs.size(); ++i)
-        if (!u.understand(bufs[i].data(), reqs[i].size(), bufs[i].size(), f)) {
+        if (!u.understand(bufs[i].data(), in[i].req.size(), bufs[i].size(), f)) {
             std::fprintf(stderr, "body %zu: status %u %s\n", i, unsigned(f.status), f.message);
             state.SkipWithError("understand rejected a body of $TLB_BODIES_DIR");
             return;
         }
     size_t i = 0, bytes = 0;
     for (auto _ : state) {
-        u.understand(bufs[i].data(), reqs[i].size(), bufs[i].size(), f);
+        u.understand(bufs[i].data(), in[i].req.size(), bufs[i].size(), f);
         benchmark::DoNotOptimize(f.prompt_tokens);
-        bytes += body_bytes[i];
+        bytes += in[i].body.size();
         if (++i == bufs.size()) i = 0;
     }
     state.SetBytesProcessed(static_cast<int64_t>(bytes));
@@ -238,7 +242,7 @@ void BM_UnderstandFresh(benchmark::State& state, std::vector<std::string> reqs, 
 // where the fresh-body time goes.
 const char* const FRESH_STAGES[4] = {"BM_StageFresh_Extract", "BM_StageFresh_Estimate", "BM_StageFresh_Classify",
                                      "BM_StageFresh_Prefix"};
-void BM_StageFresh(benchmark::State& state, std::vector<std::string> reqs, std::vector<size_t> body_bytes, int stage) {
+void BM_StageFresh(benchmark::State& state, std::vector<FreshBody> in, int stage) {
     Fixture& fx = fixture();
     struct Body {
         std::vector<uint8_t> json, scratch;
@@ -249,18 +253,16 @@ void BM_StageFresh(benchmark::State& state, std::vector<std::string> reqs, std::
         std::vector<std::string_view> views;
         std::vector<tokens::TextSpan> spans;
     };
-    std::vector<Body> bodies(reqs.size());
+    std::vector<Body> bodies(in.size());
     openai::Extractor ex;
     ex.init(1 << 20);
-    for (size_t i = 0; i < reqs.size(); ++i) {
+    for (size_t i = 0; i < in.size(); ++i) {
         Body& b = bodies[i];
-        const size_t at = reqs[i].find("\r\n\r\n") + 4;
-        b.len = reqs[i].size() - at;
-        b.json.assign(reqs[i].begin() + long(at), reqs[i].end());
+        b.len = in[i].body.size();
+        b.json.assign(in[i].body.begin(), in[i].body.end());
         b.json.resize(b.len + 64);
         b.scratch.resize(b.len + 64);
-        b.ep = reqs[i].compare(0, 25, "POST /v1/chat/completions") == 0 ? openai::Endpoint::CHAT_COMPLETIONS
-                                                                       : openai::Endpoint::COMPLETIONS;
+        b.ep = in[i].ep;
         if (ex.extract(b.ep, b.json.data(), b.len, b.json.size(), b.scratch.data(), b.scratch.size(), *b.r) !=
             openai::Error::NONE) {
             state.SkipWithError("extraction failed on a body of $TLB_BODIES_DIR");
@@ -294,7 +296,7 @@ void BM_StageFresh(benchmark::State& state, std::vector<std::string> reqs, std::
                 benchmark::DoNotOptimize(
                     tokens::prefix_fingerprint(b.spans.data(), b.spans.size(), out, understand::MAX_PREFIX_BLOCKS));
         }
-        bytes += body_bytes[i];
+        bytes += b.len;
         if (++i == bodies.size()) i = 0;
     }
     state.SetBytesProcessed(static_cast<int64_t>(bytes));
@@ -309,8 +311,7 @@ const bool fresh_registered = [] {
     for (const auto& e : std::filesystem::directory_iterator(dir))
         if (e.path().extension() == ".json") files.push_back(e.path());
     std::sort(files.begin(), files.end());
-    std::vector<std::string> reqs;
-    std::vector<size_t> body_bytes;
+    std::vector<FreshBody> in;
     for (const auto& p : files) {
         std::FILE* fp = std::fopen(p.c_str(), "rb");
         if (!fp) continue;
@@ -321,13 +322,13 @@ const bool fresh_registered = [] {
         std::fclose(fp);
         // Chat bodies have messages, completion bodies a prompt.
         const bool chat = body.find("\"messages\"") != std::string::npos;
-        reqs.push_back(http_request(body, chat ? "/v1/chat/completions" : "/v1/completions"));
-        body_bytes.push_back(body.size());
+        std::string req = http_request(body, chat ? "/v1/chat/completions" : "/v1/completions");
+        in.push_back({std::move(body), std::move(req),
+                      chat ? openai::Endpoint::CHAT_COMPLETIONS : openai::Endpoint::COMPLETIONS});
     }
-    if (reqs.empty()) return false;
-    benchmark::RegisterBenchmark("BM_UnderstandFresh", BM_UnderstandFresh, reqs, body_bytes);
-    for (int stage = 0; stage < 4; ++stage)
-        benchmark::RegisterBenchmark(FRESH_STAGES[stage], BM_StageFresh, reqs, body_bytes, stage);
+    if (in.empty()) return false;
+    benchmark::RegisterBenchmark("BM_UnderstandFresh", BM_UnderstandFresh, in);
+    for (int stage = 0; stage < 4; ++stage) benchmark::RegisterBenchmark(FRESH_STAGES[stage], BM_StageFresh, in, stage);
     return true;
 }();
 

@@ -3,7 +3,12 @@
 
 #include <hs/hs.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -242,6 +247,9 @@ bool Classifier::compile(std::string* error) {
     }
     if (expr_rule.empty()) return true;
 
+    // Longest match of a needs_digits= rule (region scans; see Scanner::scan_digits).
+    size_t digits_width = 0;
+    bool digits_bounded = true;
     // Check each expression alone first: Hyperscan's multi-compile reports the failing index, but
     // per-expression compiles give the precise message for that pattern (and cost only start-up).
     for (size_t k = 0; k < expr_rule.size(); ++k) {
@@ -258,6 +266,10 @@ bool Classifier::compile(std::string* error) {
             return false;
         }
         const bool empty_ok = info->min_width == 0;
+        if (rk.needs_digits) {  // region scans need every match of the digit-gated rules bounded
+            if (info->max_width == UINT_MAX) digits_bounded = false;
+            else digits_width = std::max(digits_width, static_cast<size_t>(info->max_width));
+        }
         std::free(info);
         if (empty_ok) {
             const Rule& r = _rules[expr_rule[k]];
@@ -268,14 +280,14 @@ bool Classifier::compile(std::string* error) {
     }
 
     // One database from the regex rules that pass `take`; null when none does.
-    auto build = [&](auto take, hs_database*& db) {
+    auto build = [&](auto take, hs_database*& db, bool som_all = false) {
         std::vector<const char*> ex;
         std::vector<unsigned> fl, id;
         for (size_t i : expr_rule) {
             const Rule& r = _rules[i];
             if (!take(r)) continue;
             unsigned f = r.hs_flags;
-            if (r.confirm != Confirm::NONE) f |= HS_FLAG_SOM_LEFTMOST;  // the check needs the start
+            if (r.confirm != Confirm::NONE || som_all) f |= HS_FLAG_SOM_LEFTMOST;  // the start is needed
             else if (r.min_count == 1) f |= HS_FLAG_SINGLEMATCH;      // first match decides
             ex.push_back(r.pattern.c_str());
             fl.push_back(f);
@@ -310,7 +322,19 @@ bool Classifier::compile(std::string* error) {
     };
     auto split_rule = [](const Rule& r) { return !r.prescan && !r.needs_digits; };
     if (!build([](const Rule& r) { return r.prescan; }, _db_pre)) return false;
-    if (!build([](const Rule& r) { return r.needs_digits != 0; }, _db_digits)) return false;
+    // The digit-gated database is scanned only around the dense block pairs when its matches are
+    // bounded: it then reports match starts (SOM) so the scan can drop matches made by a region's
+    // edges. Should SOM not compile for these patterns, the whole span is scanned as before.
+    auto digit_rule = [](const Rule& r) { return r.needs_digits != 0; };
+    if (digits_bounded && digits_width > 0) {
+        if (build(digit_rule, _db_digits, true)) {
+            _digits_margin = digits_width + 1;
+        } else {
+            if (_db_digits) hs_free_database(_db_digits);
+            _db_digits = nullptr;
+        }
+    }
+    if (!_db_digits && !build(digit_rule, _db_digits)) return false;
     for (size_t k = 0; k < lists.size(); ++k) {
         Gated g;
         g.open = lists[k].open;
@@ -436,6 +460,10 @@ Scanner::~Scanner() {
 int Scanner::on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned,
                       void* ctx) noexcept {
     auto* s = static_cast<Scanner*>(ctx);
+    if ((s->_edge_lo && from == 0) || (s->_edge_hi && to == s->_edge_end)) {
+        ++s->_edge_rejects;  // made by the region's edge: not a match of the whole span
+        return 0;
+    }
     const Classifier::Hot& h = s->_c->_hot[id];
     if (h.confirm != Confirm::NONE) {
         const char* p = s->_cur + from;
@@ -463,6 +491,7 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
     _split = false;
     _merged = false;
     _passes = 0;
+    _digit_bytes = 0;
     if (!_ok) {
         ++_errors;
         return 0;
@@ -522,7 +551,8 @@ TagSet Scanner::scan(const std::string_view* spans, size_t n) noexcept {
                 for (size_t i = 0; i < n; ++i) scan_db(g.db, spans[i].data(), spans[i].size(), 0);
     }
     if (c._db_digits && _scripts.digit_window >= c._digits_gate && (_tags & c._digits_mask) != c._digits_mask)
-        for (size_t i = 0; i < n; ++i) scan_db(c._db_digits, spans[i].data(), spans[i].size(), 0);
+        for (size_t i = 0; i < n && (_tags & c._digits_mask) != c._digits_mask; ++i)
+            scan_digits(spans[i].data(), spans[i].size());
     _cur = nullptr;
     for (uint32_t ri : c._script_rules) {
         const Rule& r = c._rules[ri];
@@ -548,6 +578,76 @@ void Scanner::scan_db(const hs_database* db, const char* p, size_t len, TagSet s
         p += chunk;
         len -= chunk;
     }
+}
+
+namespace {
+
+// ASCII digits in p[0..n), n <= 32.
+inline uint32_t block_digits(const uint8_t* p, size_t n) noexcept {
+#if defined(__SSE2__)
+    if (n == 32) {
+        const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+        auto mask = [&](const uint8_t* q) {
+            const __m128i d = _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), zero);
+            return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(d, nine), nine)));
+        };
+        return static_cast<uint32_t>(__builtin_popcount(mask(p) | mask(p + 16) << 16));
+    }
+#endif
+    uint32_t k = 0;
+    for (size_t i = 0; i < n; ++i) k += static_cast<uint32_t>(p[i] - '0') <= 9;
+    return k;
+}
+
+}  // namespace
+
+// The digit-gated rules hold >= _digits_gate digits within 33 bytes (the author's guarantee that
+// the whole-span gate already relies on), and any 33 bytes lie in one pair of consecutive 32-byte
+// blocks; so every match overlaps a pair holding that many digits and, being at most W bytes long,
+// lies within W bytes of it. Only those stretches are scanned, merged where they touch. A region
+// cut out of a span can make matches the span does not have — at its first byte (`^`, `\b`, the
+// card rule's (^|[^\w...]) context) or its last (`\b`) — but never one a real match hides: real
+// matches lie at least one byte inside (margin W + 1), so with leftmost starts (SOM) a report
+// starting at the region's first byte or ending at its last is an artefact and is dropped.
+void Scanner::scan_digits(const char* p, size_t len) noexcept {
+    const Classifier& c = *_c;
+    const size_t m = c._digits_margin;
+    if (m == 0) {
+        _digit_bytes += len;
+        scan_db(c._db_digits, p, len, 0);
+        return;
+    }
+    const uint8_t* u = reinterpret_cast<const uint8_t*>(p);
+    auto region = [&](size_t s, size_t e) {
+        _edge_lo = s > 0;
+        _edge_hi = e < len;
+        _edge_end = e - s;
+        _digit_bytes += e - s;
+        scan_db(c._db_digits, p + s, e - s, c._digits_mask);
+        _edge_lo = _edge_hi = false;
+        return (_tags & c._digits_mask) != c._digits_mask;  // false: all decided, stop
+    };
+    size_t rs = 0, re = 0;
+    bool open = false;
+    uint32_t prev = 0;
+    for (size_t b = 0; b < len; b += 32) {
+        const size_t bn = len - b < 32 ? len - b : 32;
+        const uint32_t d = block_digits(u + b, bn);
+        if (prev + d >= c._digits_gate) {  // the pair ending with this block
+            const size_t lo = b >= 32 + m ? b - 32 - m : 0;
+            const size_t hi = len - (b + bn) > m ? b + bn + m : len;
+            if (open && lo <= re) {
+                re = hi;
+            } else {
+                if (open && !region(rs, re)) return;
+                rs = lo;
+                re = hi;
+                open = true;
+            }
+        }
+        prev = d;
+    }
+    if (open) region(rs, re);
 }
 
 uint32_t Scanner::tag_matches(uint32_t bit) const noexcept {

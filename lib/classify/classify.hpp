@@ -250,6 +250,10 @@ private:
     hs_database* _db_digits = nullptr;  // needs_digits= rules; null when there are none
     uint32_t _digits_gate = 0;          // smallest needs_digits of those rules
     TagSet _digits_mask = 0;            // tags of those rules (skipped when all are set)
+    // > 0: _db_digits reports match starts (SOM) and is scanned only around the block pairs that
+    // hold _digits_gate digits, this many bytes (longest match + 1) either side; 0: whole spans
+    // (some needs_digits= rule can match unboundedly long text).
+    size_t _digits_margin = 0;
     // @early_exit files: own database each; its scan stops once all of the file's tags are set.
     struct Group {
         hs_database* db = nullptr;
@@ -283,6 +287,11 @@ public:
     TagSet last_prescan_tags() const noexcept { return _pre_tags; }  // tags the prescan decided
     bool last_scan_merged() const noexcept { return _merged; }  // prescan and main in one pass
     uint32_t last_scan_passes() const noexcept { return _passes; }  // hs_scan calls (databases x spans)
+    // Bytes the digit-gated database scanned (the regions around dense digit pairs, see docs).
+    uint64_t last_digit_bytes() const noexcept { return _digit_bytes; }
+    // Matches dropped because a region's edge made them (cumulative; the same text scanned whole
+    // would not have them).
+    uint64_t edge_rejects() const noexcept { return _edge_rejects; }
 
 private:
     const Classifier* _c;
@@ -295,6 +304,14 @@ private:
     uint64_t _confirm_rejects = 0;
     bool _ok = false;
     void scan_db(const hs_database* db, const char* p, size_t len, TagSet stop_mask) noexcept;
+    void scan_digits(const char* p, size_t len) noexcept;
+    // Region scan in progress: a match starting at the region's first byte (when it is not the
+    // span's) or ending at its last (when it is not the span's) may be an edge artefact.
+    bool _edge_lo = false;
+    bool _edge_hi = false;
+    unsigned long long _edge_end = 0;
+    uint64_t _digit_bytes = 0;
+    uint64_t _edge_rejects = 0;
     TagSet _stop = 0;               // @early_exit or remainder database: stop when these are all set
     bool _split = false;
     bool _merged = false;

@@ -585,7 +585,8 @@ TEST(Gates, ClosedGateSkipsDatabase) {
 
 namespace {
 // A rule file's text with every needs= and needs_run= option removed (needs_digits= stays).
-std::string strip_gates(const std::string& text) {
+std::string strip_gates(const std::string& text,
+                        std::initializer_list<const char*> keys = {" needs=", " needs_run="}) {
     std::string out;
     size_t pos = 0;
     while (pos < text.size()) {
@@ -595,7 +596,7 @@ std::string strip_gates(const std::string& text) {
         pos = nl + 1;
         const size_t first = line.find_first_not_of(" \t");
         if (first != std::string::npos && line[first] != '#') {
-            for (const char* key : {" needs=", " needs_run="}) {
+            for (const char* key : keys) {
                 for (size_t p; (p = line.find(key)) != std::string::npos;) {
                     size_t e = p + 1;
                     while (e < line.size() && line[e] != ' ' && line[e] != '\t') ++e;
@@ -833,4 +834,90 @@ TEST(Prescan, MergedPassAndRemainder) {
     EXPECT_TRUE(s.last_scan_split());
     EXPECT_FALSE(s.last_scan_merged());
     EXPECT_EQ(s.errors(), 0u);
+}
+
+// ---- needs_digits=: scanned only around dense digit pairs ------------------------------------
+
+// The default rules give the same tags when the digit-gated database scans only the regions
+// around dense block pairs as when the same rules (needs_digits= removed) scan whole spans: long
+// random texts with numbers placed anywhere — valid and invalid cards, phones, IBANs, years,
+// long digit runs, digits glued to words — so region edges fall inside and next to numbers.
+TEST(DigitRegions, DefaultRulesSameTagsAsWholeSpans) {
+    std::string err;
+    std::vector<Classifier::Source> whole = default_sources(true);
+    for (auto& s : whole) s.text = strip_gates(s.text, {" needs_digits="});
+    auto with = Classifier::load_sources(default_sources(true), &err);
+    ASSERT_NE(with, nullptr) << err;
+    auto without = Classifier::load_sources(whole, &err);
+    ASSERT_NE(without, nullptr) << err;
+    Scanner a(*with), b(*without);
+    const std::vector<std::string> filler = {
+        "The quarterly report shows that revenue grew while costs stayed flat. ",
+        "Спасибо за подробный ответ, мы вернёмся к этому позже. ", "你好，世界。人工智能是计算机科学的一个分支。",
+        "El informe final estará listo la próxima semana. ", "int f(int x) {\n  return x * 2;\n}\n", "\n",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "- ", "x"};
+    const std::vector<std::string> numbers = {
+        "4111 1111 1111 1111", "4111111111111111", "4111 1111 1111 1112", "5500-0000-0000-0004",
+        "+44 20 7946 0958", "(555) 123-4567", "555-123-4567", "555.123.4567", "DE89 3704 0044 0532 0130 00",
+        "GB82WEST12345698765432", "(1755-1826)", "2023-10-05", "12", "7", "1234567890123456789012345678901234567890",
+        "x4111111111111111", "4111111111111111x", "v1.2.3.4.5.6.7.8", "00000000000000", "+1",
+        // the longest matches (40, 33 and 38 bytes): a too narrow margin cuts them
+        "+49 (1234) 12345 12345 12345 12345 12345", "FR14 2004 1010 0505 0001 3M02 606",
+        "MT84 MALT 0110 0001 2345 MTLC AST0 01S"};
+    std::mt19937 rng(17);
+    int tagged = 0, partial = 0, scanned = 0;
+    for (int iter = 0; iter < 1500; ++iter) {
+        std::string t;
+        const size_t target = 200 + rng() % 5000;
+        while (t.size() < target) {
+            if (rng() % 4 == 0) t += numbers[rng() % numbers.size()];
+            else t += filler[rng() % filler.size()];
+            if (rng() % 3 == 0) t += ' ';
+        }
+        const TagSet ta = a.scan(t), tb = b.scan(t);
+        ASSERT_EQ(with->format(ta), without->format(tb)) << t;
+        tagged += (ta & with->tag_mask("pii")) != 0;
+        scanned += a.last_digit_bytes() > 0;
+        partial += a.last_digit_bytes() > 0 && a.last_digit_bytes() < t.size();
+    }
+    EXPECT_GT(tagged, 300);
+    EXPECT_GT(partial, 300);  // region scans happened, not only whole spans
+    EXPECT_GT(scanned, 1000);
+    EXPECT_EQ(a.errors() + b.errors(), 0u);
+}
+
+// Region geometry and the edge rule, on a rule that breaks its own gate (a match holds one digit,
+// not 8): the digit just inside a region's first byte matches only because the region starts
+// there (`^`), and that report is dropped; a match inside the region counts.
+TEST(DigitRegions, EdgeArtefactsDroppedAndRegionsBounded) {
+    std::string err;
+    auto c = Classifier::load_sources({{"d.rules", "num /(^|[^a-z])\\d/ needs_digits=8\n"}}, &err);
+    ASSERT_NE(c, nullptr) << err;
+    Scanner s(*c);
+    // Width 2: margin 3. Dense digits in block 4 (bytes 128..159): the pairs of blocks 3-4 and 4-5
+    // are dense, their regions [96 - 3, 160 + 3) and [128 - 3, 192 + 3) merge into [93, 195).
+    std::string t(256, 'a');
+    for (int i = 0; i < 8; ++i) t[128 + i] = 'b';
+    t[93] = '5';  // region's first byte, preceded by a letter: no match in the whole text
+    const std::string dense = t.substr(0, 128) + "12345678" + t.substr(136);
+    EXPECT_EQ(c->format(s.scan(dense)), "num");  // "12345678" itself: '1' after 'a' fails, "a1" no;
+    // the digits after digits match ([^a-z] = '1' before '2').
+    EXPECT_EQ(s.last_digit_bytes(), 195u - 93u);
+    std::string lone = dense;
+    for (int i = 0; i < 8; ++i) lone[128 + i] = 'b';
+    lone[128] = '1', lone[130] = '2', lone[132] = '3', lone[134] = '4', lone[136] = '5', lone[138] = '6';
+    lone[140] = '7', lone[142] = '8';  // 8 digits, each after a letter: no match in the whole text
+    const uint64_t rej = s.edge_rejects();
+    EXPECT_EQ(c->format(s.scan(lone)), "");
+    EXPECT_EQ(s.edge_rejects(), rej + 1);  // the '5' at byte 93 was reported and dropped
+    EXPECT_EQ(s.last_digit_bytes(), 195u - 93u);
+    // Without dense digits the database is not scanned at all.
+    EXPECT_EQ(c->format(s.scan(t)), "");
+    EXPECT_EQ(s.last_digit_bytes(), 0u);
+    // Unbounded matches: whole spans, as before.
+    auto u = Classifier::load_sources({{"u.rules", "num /\\d{8,}/ needs_digits=8\n"}}, &err);
+    ASSERT_NE(u, nullptr) << err;
+    Scanner su(*u);
+    EXPECT_EQ(u->format(su.scan(dense)), "num");
+    EXPECT_EQ(su.last_digit_bytes(), dense.size());
 }

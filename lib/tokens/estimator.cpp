@@ -963,6 +963,26 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
         }
         if (!hit) price(b, e, true);
     };
+    // Where a field ends inside the chunk, the index of its end in begins: a field end is a
+    // forced start, so it is 1 + the begins below it in this chunk, counted from the start masks
+    // (bpre[w]: begins in the chunk's words < w). Replaces a binary search of ~10 dependent loads
+    // per field (fresh bodies, 3 alternated runs: de +6%, mixed +2%, en/es +1%, ru -1%; the
+    // synthetic 4 KB request: no change above the noise). Only for chunks of a text
+    // with several fields (bpre_off != SIZE_MAX); else, or when the end is not a start bit (text
+    // after the last field), the search.
+    uint32_t bpre[WORDS];
+    size_t bpre_off = SIZE_MAX, bpre_len = 0;
+    bool bpre_singles = false;
+    auto field_end_index = [&](uint32_t fe, uint32_t& j) {
+        const size_t rel = size_t(fe) - bpre_off;
+        if (fe < bpre_off || rel >= bpre_len) return false;
+        const size_t w = rel / 64;
+        const uint64_t bits = bpre_singles ? starts[w] & ~single[w] : starts[w];
+        const uint64_t below = (uint64_t(1) << (rel % 64)) - 1;
+        if (!((bits >> (rel % 64)) & 1)) return false;
+        j = 1 + bpre[w] + uint32_t(popcnt64(bits & below));
+        return true;
+    };
     // Segments i < ns (begins/ends), sorted into fields.
     auto chunk_segments = [&](uint32_t ns) {
         uint32_t i = 0;
@@ -984,7 +1004,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
                 continue;
             }
             uint32_t j = ns;
-            if (begins[ns - 1] >= fe) {
+            if (begins[ns - 1] >= fe && !field_end_index(fe, j)) {
                 // First start at or past the field's end (branch-free search: the field sizes
                 // vary and std::lower_bound's branches mispredict).
                 const uint32_t* lo = begins + i + 1;
@@ -1079,11 +1099,22 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
             single_words = 0;
             ends = begins + 1;
         }
+        if (nf > 1) {
+            uint32_t c = 0;
+            for (size_t w = 0; w < words; ++w) {
+                bpre[w] = c;
+                c += uint32_t(popcnt64(chunk_singles ? starts[w] & ~single[w] : starts[w]));
+            }
+            bpre_off = off;
+            bpre_len = len;
+            bpre_singles = chunk_singles;
+        }
         chunk_segments(ns);
         count_singles();
         begins[0] = begins[ns];
     }
     // The last segment, [pending start, n).
+    bpre_off = SIZE_MAX;
     single_words = 0;
     ends = begins + 1;
     begins[1] = uint32_t(n);

@@ -212,8 +212,8 @@ struct Extractor::Impl {
     }
 
     // Reads the string value v and appends it as prompt text, decoded straight into scratch by
-    // text::decode_simple (that needs no more room than the raw text); from a \u escape on, simdjson
-    // decodes the rest (that needs PADDING bytes of room past the raw length: it writes whole
+    // text::decode_simple (that needs no more room than the raw text); from a surrogate or invalid
+    // escape on, simdjson decodes the rest (that needs PADDING bytes of room past the raw length: it writes whole
     // blocks; its decoder keeps no state across plain bytes and escapes, so starting at an
     // escape is the same as starting at the opening quote). With less room for that, or for a
     // value that is not a string, it goes through get_string() and add_text() as before, which

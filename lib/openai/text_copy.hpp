@@ -123,9 +123,53 @@ struct SimpleEscapes {
 };
 inline constexpr SimpleEscapes SIMPLE_ESCAPE{};
 
+// Hex digit values for ASCII bytes ('0'-'9', 'a'-'f', 'A'-'F'), 0x80 for every other byte.
+struct HexDigits {
+    uint8_t t[128] = {};
+    constexpr HexDigits() {
+        for (int c = 0; c < 128; ++c) t[c] = 0x80;
+        for (int c = 0; c < 10; ++c) t['0' + c] = static_cast<uint8_t>(c);
+        for (int c = 0; c < 6; ++c) t['a' + c] = t['A' + c] = static_cast<uint8_t>(10 + c);
+    }
+};
+inline constexpr HexDigits HEX_DIGIT{};
+
+// The escape \uXXXX at s (s[0] is the backslash, s[1] 'u', six bytes inside the string): its code
+// point when the four hex digits are valid and it is not a UTF-16 surrogate (U+D800-DFFF: pairs and
+// lone halves are left to simdjson, which also reports the errors); else -1.
+inline int32_t bmp_escape(const char* s) noexcept {
+    uint32_t cp = 0;
+    for (int k = 2; k < 6; ++k) {
+        const uint8_t c = static_cast<uint8_t>(s[k]);
+        const uint8_t d = c < 128 ? HEX_DIGIT.t[c] : 0x80;
+        if (d & 0x80) return -1;
+        cp = cp << 4 | d;
+    }
+    return cp >= 0xD800 && cp < 0xE000 ? -1 : static_cast<int32_t>(cp);
+}
+// UTF-8 of a code point below U+10000 (1-3 bytes, never more than the 6 of its escape).
+inline size_t put_utf8(uint32_t cp, uint8_t* d) noexcept {
+    if (cp < 0x80) {
+        d[0] = static_cast<uint8_t>(cp);
+        return 1;
+    }
+    if (cp < 0x800) {
+        d[0] = static_cast<uint8_t>(0xC0 | cp >> 6);
+        d[1] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    d[0] = static_cast<uint8_t>(0xE0 | cp >> 12);
+    d[1] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+    d[2] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+    return 3;
+}
+
 // Decodes the raw text of a JSON string (between its quotes, n bytes) into dst as far as it can
 // on its own: plain runs are copied with Copy, the two-character escapes (\" \\ \/ \b \f \n \r
-// \t) decoded. It stops at a \u escape or an invalid one, which are left to simdjson. in/out:
+// \t) and \u escapes of code points outside the surrogate range decoded (clients that escape all
+// non-ASCII text, like Python's json.dumps by default, send Cyrillic or Chinese prompts as nothing
+// but \u escapes). It stops at a surrogate (\uD83D\uDE00 is one emoji), an incomplete or
+// invalid escape, which are left to simdjson. in/out:
 // the offsets reached in src and in dst; true when all of src was decoded. Writes nothing past
 // dst + n (the decoding is never longer than the raw text); reads like CopyPlainFn.
 using DecodeSimpleFn = bool (*)(const char* src, size_t n, uint8_t* dst, size_t& in, size_t& out) noexcept;
@@ -134,9 +178,16 @@ using DecodeSimpleFn = bool (*)(const char* src, size_t n, uint8_t* dst, size_t&
     size_t i = copy(src, n, dst), o = i;                                          \
     while (i + 1 < n) {                                                           \
         const uint8_t e = SIMPLE_ESCAPE.t[static_cast<uint8_t>(src[i + 1])];      \
-        if (e == 0) break;                                                        \
-        dst[o++] = e;                                                             \
-        i += 2;                                                                   \
+        if (e != 0) {                                                             \
+            dst[o++] = e;                                                         \
+            i += 2;                                                               \
+        } else {                                                                  \
+            int32_t cp;                                                           \
+            if (src[i + 1] != 'u' || n - i < 6 || (cp = bmp_escape(src + i)) < 0) \
+                break;                                                            \
+            o += put_utf8(static_cast<uint32_t>(cp), dst + o);                    \
+            i += 6;                                                               \
+        }                                                                         \
         const size_t k = copy(src + i, n - i, dst + o);                           \
         i += k;                                                                   \
         o += k;                                                                   \
@@ -167,7 +218,11 @@ __attribute__((target("avx512f,avx512bw"), noinline)) inline bool decode_simple_
 // escaped characters of a block are found with carry-less run arithmetic (as simdjson's stage 1
 // finds them: in a run of backslashes, pairs are escapes, and an odd run escapes the byte after
 // it), replaced through a 128-byte table (VBMI vpermi2b), and the escape-starting backslashes are
-// squeezed out (VBMI2 vpcompressb). The first \u or invalid escape ends it, as in the others.
+// squeezed out (VBMI2 vpcompressb). Blocks with \u escapes decode all of them at once: hex digit
+// values by a second table lookup, each escape's four digits brought to its last byte t with byte
+// shifts (vpermb), the one to three UTF-8 bytes computed for every t and written at t-2..t, and
+// the escape's other bytes squeezed out with the rest. An escape that runs past the block starts
+// the next block; the first surrogate, incomplete or invalid escape ends it, as in the others.
 __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt"), noinline)) inline bool decode_simple_vbmi2(
     const char* src, size_t n, uint8_t* dst, size_t& in, size_t& out) noexcept {
     size_t i = copy_plain_avx512(src, n, dst);
@@ -176,7 +231,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt"), noinlin
         in = out = n;
         return true;
     }
-    // The table's ASCII half, as two registers (vpermi2b indexes them with a byte's low 7 bits).
+    // The tables' ASCII halves, as two registers each (vpermi2b indexes them with a byte's low 7 bits).
     const __m512i tlo = _mm512_loadu_si512(SIMPLE_ESCAPE.t), thi = _mm512_loadu_si512(SIMPLE_ESCAPE.t + 64);
     const __m512i bs = _mm512_set1_epi8('\\');
     constexpr uint64_t EVEN = 0x5555555555555555ull;
@@ -205,24 +260,75 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt"), noinlin
         const uint64_t starts = back & ~escaped;  // the backslashes that start an escape
         const __m512i rep = _mm512_permutex2var_epi8(tlo, v, thi);
         const uint64_t simple = _mm512_test_epi8_mask(rep, rep) & ~_mm512_movepi8_mask(v);
-        // An escape that is not simple (\u, invalid), or one whose escaped byte would be past the
-        // end (cannot happen in a string stage 1 accepted): stop at its backslash.
-        const uint64_t stop = escaped & ~(simple & live);
-        const uint64_t keep_all = ~starts & live;
-        if (stop) {
-            const unsigned p = static_cast<unsigned>(__builtin_ctzll(stop));
-            // Bytes before the stopping escape's backslash (at p - 1, or the previous block's last
+        // Escapes that are not simple (\u, invalid), or whose escaped byte would be past the end
+        // (cannot happen in a string stage 1 accepted).
+        const uint64_t nonsimple = escaped & ~(simple & live);
+        __m512i val = _mm512_mask_blend_epi8(escaped, v, rep);
+        uint64_t drop = starts;
+        uint64_t problem = nonsimple;
+        const uint64_t u_at = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('u'));
+        if (nonsimple & u_at) {
+            alignas(64) static constexpr uint8_t SHIFT[5][64] = {
+#define TLB_ROW(d) {TLB_I(d, 0), TLB_I(d, 8), TLB_I(d, 16), TLB_I(d, 24), TLB_I(d, 32), TLB_I(d, 40), TLB_I(d, 48), TLB_I(d, 56)}
+#define TLB_C(d, j) static_cast<uint8_t>((j) + (d) < 0 ? 0 : (j) + (d) > 63 ? 63 : (j) + (d))
+#define TLB_I(d, j) TLB_C(d, j), TLB_C(d, j + 1), TLB_C(d, j + 2), TLB_C(d, j + 3), TLB_C(d, j + 4), TLB_C(d, j + 5), TLB_C(d, j + 6), TLB_C(d, j + 7)
+                TLB_ROW(-1), TLB_ROW(-2), TLB_ROW(-3), TLB_ROW(1), TLB_ROW(2)};
+#undef TLB_ROW
+#undef TLB_C
+#undef TLB_I
+            const __m512i lo4 = _mm512_set1_epi8(0x0F);
+            const __m512i nb = _mm512_permutex2var_epi8(_mm512_loadu_si512(HEX_DIGIT.t), v, _mm512_loadu_si512(HEX_DIGIT.t + 64));
+            const uint64_t hex = ~_mm512_movepi8_mask(nb) & ~_mm512_movepi8_mask(v) & live;
+            // t: the last byte of each \u escape whose four digits are hex and inside the block.
+            const uint64_t t = (nonsimple & u_at) << 4 & hex & hex << 1 & hex << 2 & hex << 3;
+            const __m512i d4 = _mm512_and_si512(nb, lo4);  // digit at t (values <= 15 everywhere)
+            const __m512i d3 = _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[0]), d4);
+            const __m512i d2 = _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[1]), d4);
+            const __m512i d1 = _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[2]), d4);
+            const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
+            const uint64_t d1z = _mm512_cmpeq_epi8_mask(d1, zero), d2lo = _mm512_cmplt_epu8_mask(d2, eight);
+            const uint64_t good = t & ~(_mm512_cmpeq_epi8_mask(d1, _mm512_set1_epi8(0xD)) & ~d2lo);  // no surrogates
+            const uint64_t one = good & d1z & _mm512_cmpeq_epi8_mask(d2, zero) & _mm512_cmplt_epu8_mask(d3, eight);
+            const uint64_t two = good & d1z & d2lo & ~one;
+            const uint64_t three = good & ~one & ~two;
+            // Byte t: cp (one byte) or 0x80 | cp & 0x3F. Byte t-1: 0xC0 | cp >> 6 (two bytes) or
+            // 0x80 | (cp >> 6) & 0x3F. Byte t-2: 0xE0 | cp >> 12. (16-bit shifts are byte shifts
+            // here: every byte is <= 15.)
+            const __m512i lowbits = _mm512_or_si512(_mm512_slli_epi16(_mm512_and_si512(d3, _mm512_set1_epi8(3)), 4), d4);
+            const __m512i a = _mm512_mask_blend_epi8(one, _mm512_or_si512(lowbits, _mm512_set1_epi8(char(0x80))),
+                                                     _mm512_or_si512(_mm512_slli_epi16(d3, 4), d4));
+            const __m512i mid = _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi16(d2, 2), _mm512_set1_epi8(0x3F)),
+                                                _mm512_and_si512(_mm512_srli_epi16(d3, 2), _mm512_set1_epi8(3)));
+            const __m512i b = _mm512_or_si512(mid, _mm512_mask_blend_epi8(two, _mm512_set1_epi8(char(0x80)),
+                                                                          _mm512_set1_epi8(char(0xC0))));
+            const __m512i c = _mm512_or_si512(d1, _mm512_set1_epi8(char(0xE0)));
+            val = _mm512_mask_blend_epi8(good, val, a);
+            val = _mm512_mask_blend_epi8(good >> 1, val, _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[3]), b));
+            val = _mm512_mask_blend_epi8(three >> 2, val, _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[4]), c));
+            drop |= good >> 4 | good >> 3 | (good & ~three) >> 2 | one >> 1;
+            problem = nonsimple & ~(good >> 4);
+        }
+        if (problem) {
+            const unsigned p = static_cast<unsigned>(__builtin_ctzll(problem));
+            // Bytes before the problem escape's backslash (at p - 1, or the previous block's last
             // byte when p == 0 and the block started escaped).
             const uint64_t before = p == 0 ? 0 : (uint64_t{1} << (p - 1)) - 1;
-            const uint64_t keep = keep_all & before;
-            const __m512i w = _mm512_maskz_compress_epi8(keep, _mm512_mask_blend_epi8(escaped, v, rep));
+            const uint64_t keep = ~drop & live & before;
+            const __m512i w = _mm512_maskz_compress_epi8(keep, val);
             const unsigned cnt = static_cast<unsigned>(__builtin_popcountll(keep));
             _mm512_mask_storeu_epi8(dst + o, cnt == 64 ? ~uint64_t{0} : (uint64_t{1} << cnt) - 1, w);
+            if ((u_at >> p & 1) && p + 4 >= 64) {  // a \u escape running past the block: next block
+                o += cnt;
+                i += p - 1;
+                carry = 0;
+                continue;
+            }
             in = p == 0 ? i - 1 : i + p - 1;
             out = o + cnt;
             return false;
         }
-        const __m512i w = _mm512_maskz_compress_epi8(keep_all, _mm512_mask_blend_epi8(escaped, v, rep));
+        const uint64_t keep_all = ~drop & live;
+        const __m512i w = _mm512_maskz_compress_epi8(keep_all, val);
         const unsigned cnt = static_cast<unsigned>(__builtin_popcountll(keep_all));
         _mm512_mask_storeu_epi8(dst + o, cnt == 64 ? ~uint64_t{0} : (uint64_t{1} << cnt) - 1, w);
         o += cnt;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <simdjson.h>
+
 #include "http/request.hpp"
 #include "http/response.hpp"
 #include "openai/request.hpp"
@@ -499,7 +501,11 @@ void expect_decode_kernels(const DecodeKernels& kernels, const std::vector<char>
 TEST(OpenAiText, DecodeKernelsMatchTheReference) {
     using namespace tlb::openai::text;
     const auto kernels = decode_kernels();
-    const char* pieces[] = {"\\n", "\\t", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\r", "\\u00e9", "\\x", "ab", "xyz", "Gr\xc3\xbc\xc3\x9f" "e", " "};
+    const char* pieces[] = {"\\n", "\\t", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\r", "\\u00e9", "\\x", "ab", "xyz", "Gr\xc3\xbc\xc3\x9f" "e", " ",
+                            // \u: one, two and three UTF-8 bytes, their edges, upper-case digits, NUL; runs of
+                            // them (clients that escape all non-ASCII); surrogates, short and bad ones stop
+                            "\\u0041", "\\u007F", "\\u0080", "\\u07ff", "\\u0800", "\\u0416\\u0435\\u043d", "\\u4E2D\\u6587",
+                            "\\uFFFF", "\\uD7FF", "\\uE000", "\\u0000", "\\uD83D\\uDE00", "\\uDC00", "\\u12", "\\u12G4", "\\u"};
     uint32_t x = 7;
     auto rnd = [&x] { x = x * 1103515245u + 12345u; return x >> 8; };
     for (int iter = 0; iter < 5000; ++iter) {
@@ -515,26 +521,42 @@ TEST(OpenAiText, DecodeKernelsMatchTheReference) {
         size_t win = 0, wout = 0;
         std::vector<uint8_t> want(raw.size() + 64, 0xee);
         const bool wdone = decode_simple_scalar(src.data(), raw.size(), want.data(), win, wout);
-        // The reference itself: simple escapes decoded, stopped at the first \u or invalid one.
+        // The reference itself: simple escapes and \u escapes outside the surrogates decoded,
+        // stopped at the first surrogate, incomplete or invalid one.
         size_t stop = raw.size();
+        auto hexd = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); };
         for (size_t i = 0; i + 1 < raw.size(); ++i) {
             if (raw[i] != '\\') continue;
-            if (SIMPLE_ESCAPE.t[static_cast<uint8_t>(raw[i + 1])] == 0) { stop = i; break; }
-            ++i;
+            if (SIMPLE_ESCAPE.t[static_cast<uint8_t>(raw[i + 1])] != 0) { ++i; continue; }
+            if (raw[i + 1] == 'u' && i + 6 <= raw.size() && hexd(raw[i + 2]) && hexd(raw[i + 3]) && hexd(raw[i + 4]) &&
+                hexd(raw[i + 5])) {
+                const unsigned long cp = std::stoul(raw.substr(i + 2, 4), nullptr, 16);
+                if (cp < 0xD800 || cp >= 0xE000) { i += 5; continue; }
+            }
+            stop = i;
+            break;
         }
         ASSERT_EQ(win, stop) << raw;
         ASSERT_EQ(wdone, stop == raw.size()) << raw;
+        // What was decoded is what simdjson decodes (the whole string, when it was all decoded).
+        if (wdone) {
+            simdjson::dom::parser dp;
+            std::string_view sv;
+            ASSERT_EQ(dp.parse("\"" + raw + "\"").get(sv), simdjson::SUCCESS) << raw;
+            ASSERT_EQ(std::string_view(reinterpret_cast<const char*>(want.data()), wout), sv) << raw;
+        }
         ASSERT_NO_FATAL_FAILURE(expect_decode_kernels(kernels, src, raw, want, win, wout, wdone));
     }
 }
 
 TEST(OpenAiText, DecodeKernelsOnEveryShortEscapePattern) {
-    // Every string of up to 6 bytes over {a, \\, n, u, "} (runs of backslashes, escaped quotes,
-    // \u), behind a plain prefix that puts it on either side of a 64-byte block edge; strings
-    // ending in an unpaired backslash cannot occur in JSON and are skipped.
+    // Every string of up to 6 bytes over {a, \\, n, u, ", D} (runs of backslashes, escaped quotes,
+    // \u escapes: \uaaaa decodes, \uDDDD is a surrogate), behind a plain prefix that puts it on
+    // either side of a 64-byte block edge; strings ending in an unpaired backslash cannot occur in
+    // JSON and are skipped.
     using namespace tlb::openai::text;
     const auto kernels = decode_kernels();
-    const char alpha[] = {'a', '\\', 'n', 'u', '"'};
+    const char alpha[] = {'a', '\\', 'n', 'u', '"', 'D'};
     for (size_t prefix : {size_t{0}, size_t{1}, size_t{59}, size_t{62}, size_t{63}, size_t{64}, size_t{126}}) {
         for (size_t len = 1; len <= 6; ++len) {
             size_t total = 1;

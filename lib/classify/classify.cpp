@@ -636,7 +636,7 @@ void Scanner::scan_digits(const char* p, size_t len) noexcept {
         if (prev + d >= c._digits_gate) {  // the pair ending with this block
             const size_t lo = b >= 32 + m ? b - 32 - m : 0;
             const size_t hi = len - (b + bn) > m ? b + bn + m : len;
-            if (open && lo <= re) {
+            if (open && lo <= re + DIGIT_REGION_MERGE_GAP) {
                 re = hi;
             } else {
                 if (open && !region(rs, re)) return;

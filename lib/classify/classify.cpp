@@ -604,7 +604,8 @@ inline uint32_t block_digits(const uint8_t* p, size_t n) noexcept {
 // The digit-gated rules hold >= _digits_gate digits within 33 bytes (the author's guarantee that
 // the whole-span gate already relies on), and any 33 bytes lie in one pair of consecutive 32-byte
 // blocks; so every match overlaps a pair holding that many digits and, being at most W bytes long,
-// lies within W bytes of it. Only those stretches are scanned, merged where they touch. A region
+// lies within W bytes of it. Only those stretches are scanned, merged when less than
+// DIGIT_REGION_MERGE_GAP apart (the bytes between are the span's own, so scanning them is exact). A region
 // cut out of a span can make matches the span does not have — at its first byte (`^`, `\b`, the
 // card rule's (^|[^\w...]) context) or its last (`\b`) — but never one a real match hides: real
 // matches lie at least one byte inside (margin W + 1), so with leftmost starts (SOM) a report

@@ -133,6 +133,13 @@ struct HexDigits {
     }
 };
 inline constexpr HexDigits HEX_DIGIT{};
+struct Iota64 {
+    uint8_t t[64] = {};
+    constexpr Iota64() {
+        for (int i = 0; i < 64; ++i) t[i] = static_cast<uint8_t>(i);
+    }
+};
+inline constexpr Iota64 IOTA64{};
 
 // The escape \uXXXX at s (s[0] is the backslash, s[1] 'u', six bytes inside the string): its code
 // point when the four hex digits are valid and it is not a UTF-16 surrogate (U+D800-DFFF: pairs and
@@ -213,6 +220,13 @@ __attribute__((target("avx512f,avx512bw"), noinline)) inline bool decode_simple_
     TLB_DECODE_SIMPLE_BODY(copy_plain_avx512)
 }
 
+namespace detail {
+// x's byte j + d at byte j (vpermb reads the low 6 bits of an index: the ends wrap around).
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline __m512i shift_bytes(__m512i x, __m512i iota, int d) noexcept {
+    return _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_add_epi8(iota, _mm512_set1_epi8(static_cast<char>(d))), x);
+}
+}  // namespace detail
+
 // Escapes in whole 64-byte blocks, without a branch per escape (text with many escapes, like
 // code with \n and \" every line, otherwise costs a mispredicted branch or two per escape): the
 // escaped characters of a block are found with carry-less run arithmetic (as simdjson's stage 1
@@ -268,23 +282,18 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt"), noinlin
         uint64_t problem = nonsimple;
         const uint64_t u_at = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('u'));
         if (nonsimple & u_at) {
-            alignas(64) static constexpr uint8_t SHIFT[5][64] = {
-#define TLB_ROW(d) {TLB_I(d, 0), TLB_I(d, 8), TLB_I(d, 16), TLB_I(d, 24), TLB_I(d, 32), TLB_I(d, 40), TLB_I(d, 48), TLB_I(d, 56)}
-#define TLB_C(d, j) static_cast<uint8_t>((j) + (d) < 0 ? 0 : (j) + (d) > 63 ? 63 : (j) + (d))
-#define TLB_I(d, j) TLB_C(d, j), TLB_C(d, j + 1), TLB_C(d, j + 2), TLB_C(d, j + 3), TLB_C(d, j + 4), TLB_C(d, j + 5), TLB_C(d, j + 6), TLB_C(d, j + 7)
-                TLB_ROW(-1), TLB_ROW(-2), TLB_ROW(-3), TLB_ROW(1), TLB_ROW(2)};
-#undef TLB_ROW
-#undef TLB_C
-#undef TLB_I
+            // shift_bytes(x, iota, d): x's byte j + d at byte j (the ends wrap; those bytes are never used:
+            // t >= 4, t - 1 <= 62, t - 2 <= 61).
+            const __m512i iota = _mm512_loadu_si512(IOTA64.t);
             const __m512i lo4 = _mm512_set1_epi8(0x0F);
             const __m512i nb = _mm512_permutex2var_epi8(_mm512_loadu_si512(HEX_DIGIT.t), v, _mm512_loadu_si512(HEX_DIGIT.t + 64));
             const uint64_t hex = ~_mm512_movepi8_mask(nb) & ~_mm512_movepi8_mask(v) & live;
             // t: the last byte of each \u escape whose four digits are hex and inside the block.
             const uint64_t t = (nonsimple & u_at) << 4 & hex & hex << 1 & hex << 2 & hex << 3;
             const __m512i d4 = _mm512_and_si512(nb, lo4);  // digit at t (values <= 15 everywhere)
-            const __m512i d3 = _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[0]), d4);
-            const __m512i d2 = _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[1]), d4);
-            const __m512i d1 = _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[2]), d4);
+            const __m512i d3 = detail::shift_bytes(d4, iota, -1);
+            const __m512i d2 = detail::shift_bytes(d4, iota, -2);
+            const __m512i d1 = detail::shift_bytes(d4, iota, -3);
             const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
             const uint64_t d1z = _mm512_cmpeq_epi8_mask(d1, zero), d2lo = _mm512_cmplt_epu8_mask(d2, eight);
             const uint64_t good = t & ~(_mm512_cmpeq_epi8_mask(d1, _mm512_set1_epi8(0xD)) & ~d2lo);  // no surrogates
@@ -303,8 +312,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt"), noinlin
                                                                           _mm512_set1_epi8(char(0xC0))));
             const __m512i c = _mm512_or_si512(d1, _mm512_set1_epi8(char(0xE0)));
             val = _mm512_mask_blend_epi8(good, val, a);
-            val = _mm512_mask_blend_epi8(good >> 1, val, _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[3]), b));
-            val = _mm512_mask_blend_epi8(three >> 2, val, _mm512_maskz_permutexvar_epi8(~uint64_t{0}, _mm512_load_si512(SHIFT[4]), c));
+            val = _mm512_mask_blend_epi8(good >> 1, val, detail::shift_bytes(b, iota, 1));
+            val = _mm512_mask_blend_epi8(three >> 2, val, detail::shift_bytes(c, iota, 2));
             drop |= good >> 4 | good >> 3 | (good & ~three) >> 2 | one >> 1;
             problem = nonsimple & ~(good >> 4);
         }

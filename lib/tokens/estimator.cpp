@@ -700,7 +700,7 @@ struct Pricer {
         const uint32_t up = (upper & lm) >> sp;
         const uint32_t nu = popcnt32(up);
         const int type = c == BC_LATIN ? 0 : 1;
-        const int cs = type == 1 || nu == 0 ? 0 : ((up & 1) && nu == 1) ? 1 : (nu == n && n > 1) ? 2 : 3;
+        const int cs = type == 1 ? 0 : case_class(nu, up & 1, n);
         ++n_miss[type];
         miss_sum[type] += miss(type, int(sp), cs, 0, n);
         return true;
@@ -973,11 +973,13 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
     uint32_t bpre[WORDS];
     size_t bpre_off = SIZE_MAX, bpre_len = 0;
     bool bpre_singles = false;
+    // The starts of word w that are in begins (one-byte segments are not when singles were taken out).
+    auto begin_bits = [&](size_t w, bool singles_out) { return singles_out ? starts[w] & ~single[w] : starts[w]; };
     auto field_end_index = [&](uint32_t fe, uint32_t& j) {
         const size_t rel = size_t(fe) - bpre_off;
         if (fe < bpre_off || rel >= bpre_len) return false;
         const size_t w = rel / 64;
-        const uint64_t bits = bpre_singles ? starts[w] & ~single[w] : starts[w];
+        const uint64_t bits = begin_bits(w, bpre_singles);
         const uint64_t below = (uint64_t(1) << (rel % 64)) - 1;
         if (!((bits >> (rel % 64)) & 1)) return false;
         j = 1 + bpre[w] + uint32_t(popcnt64(bits & below));
@@ -1103,7 +1105,7 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
             uint32_t c = 0;
             for (size_t w = 0; w < words; ++w) {
                 bpre[w] = c;
-                c += uint32_t(popcnt64(chunk_singles ? starts[w] & ~single[w] : starts[w]));
+                c += uint32_t(popcnt64(begin_bits(w, chunk_singles)));
             }
             bpre_off = off;
             bpre_len = len;

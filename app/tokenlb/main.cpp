@@ -34,6 +34,7 @@
 #include "scoreboard/scoreboard.hpp"
 #include "tcp/counters.hpp"
 #include "telemetry/service.hpp"
+#include "classify/classify.hpp"
 #include "tokens/tokens.hpp"
 
 namespace {
@@ -236,6 +237,7 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<tlb::drivers::Port>> ports;
     std::unique_ptr<tlb::scoreboard::Scoreboard> scoreboard;
     std::unique_ptr<tlb::tokens::Estimator> estimator;
+    std::unique_ptr<tlb::classify::Classifier> classifier;
     std::unique_ptr<tlb::telemetry::Service> tel;
     std::unique_ptr<tlb::dataplane::Worker> worker;
     bool launched = false;
@@ -260,6 +262,24 @@ int main(int argc, char** argv) {
                 tlb::tokens::Estimator::from_file(cfg.tokens.calibration));
         else
             estimator = std::make_unique<tlb::tokens::Estimator>(tlb::tokens::Estimator::builtin());
+        // Content tags: the rules are compiled once here; each worker clones a scratch.
+        if (!cfg.tokens.rules_dir.empty()) {
+            std::string cerr;
+            classifier = tlb::classify::Classifier::load_dir(cfg.tokens.rules_dir, &cerr);
+            if (!classifier)
+                throw std::runtime_error("tokens.rules_dir \"" + cfg.tokens.rules_dir + "\": " + cerr);
+            for (const auto& t : cfg.policy.sensitive_tags)
+                if (classifier->tag_bit(t) < 0)
+                    throw std::runtime_error("policy.sensitive_tags: \"" + t + "\" is not a tag of the rules in " +
+                                             cfg.tokens.rules_dir + " (they define: " +
+                                             classifier->format(~0ull >> (64 - std::max<uint32_t>(1, classifier->tag_count()))) + ")");
+            std::printf("tokenlb: classify: %zu rules, %u tags from %s (%s)\n", classifier->rule_count(),
+                        classifier->tag_count(), cfg.tokens.rules_dir.c_str(),
+                        tlb::classify::script_kernel_name());
+        } else if (!cfg.policy.sensitive_zones.empty()) {
+            throw std::runtime_error("policy.sensitive_zones is set but tokens.rules_dir is \"\": "
+                                     "nothing would tag a request sensitive");
+        }
 
         tlb::dataplane::Env env;
         env.cfg = &cfg;
@@ -291,6 +311,7 @@ int main(int argc, char** argv) {
         if (!have_client || !have_backend) throw std::runtime_error("need a client and a backend port");
         env.scoreboard = scoreboard.get();
         env.estimator = estimator.get();
+        env.classifier = classifier.get();
 
         // Telemetry: Prometheus endpoint, access log, learning, backend scraping, DPDK telemetry
         // commands — all on control-plane threads (docs/operations.md).
@@ -305,6 +326,8 @@ int main(int argc, char** argv) {
             uint64_t us = uint64_t((__uint128_t)rte_rdtsc() * 1000000u / to.tsc_hz);
             to.unix_offset_us = int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000 - int64_t(us);
         }
+        if (classifier)
+            for (uint32_t t = 0; t < classifier->tag_count(); ++t) to.tag_names.push_back(classifier->tag_name(t));
         tel = std::make_unique<tlb::telemetry::Service>(to);
         env.telemetry = &tel->worker(0);
         env.controls = &tel->controls();
@@ -329,6 +352,9 @@ int main(int argc, char** argv) {
             ws.buffers_in_use = worker->buffers_in_use();
             for (uint16_t b = 0; b < cfg.backends.size(); ++b)
                 ws.pool.push_back({worker->pool_idle(b), worker->pool_total(b)});
+            if (classifier)
+                for (uint32_t t = 0; t < classifier->tag_count(); ++t)
+                    ws.tagged.push_back({classifier->tag_name(t).c_str(), worker->tagged(t)});
             smp.workers.push_back(std::move(ws));
             for (auto& p : ports) {
                 auto st = p->stats();

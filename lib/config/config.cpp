@@ -316,6 +316,23 @@ const std::vector<KeyDef<Policy>>& policy_keys() {
         {.name = "prefix_block_bytes", .kind = Kind::UInt, .field = &Policy::prefix_block_bytes,
          .def = "256", .lo = 16, .hi = 65536, .flags = POW2,
          .doc = "Block size of the prompt-prefix fingerprint."},
+        {.name = "tag_match", .kind = Kind::Enum, .field = &Policy::tag_match, .def = R"("prefer")",
+         .allowed = {"prefer", "require", "off"},
+         .doc = "How a request's content tags (from `tokens.rules_dir`: code, math, ...) use the "
+                "backends' `tags` of the same name. prefer: among the backends every other filter "
+                "allows, those with the tag when any is healthy; require: only backends with the "
+                "tag (none: 503); off: content tags do not route. Tags no backend declares are "
+                "ignored."},
+        {.name = "sensitive_tags", .kind = Kind::StringList, .field = &Policy::sensitive_tags,
+         .def = R"(["pii", "secrets"])", .flags = IDENT | UNIQUE,
+         .doc = "Content tags that make a request sensitive: it is then routed only to backends in "
+                "`sensitive_zones`. Each must be a tag of the rules in `tokens.rules_dir` (checked "
+                "at start-up)."},
+        {.name = "sensitive_zones", .kind = Kind::StringList, .field = &Policy::sensitive_zones,
+         .def = "[]", .flags = IDENT | UNIQUE,
+         .doc = "Trust zones that may serve sensitive requests (each the `trust_zone` of some "
+                "backend); when none of them has a healthy backend the request gets a 503 "
+                "(no_backend). []: no restriction."},
         {.name = "default_output_tokens", .kind = Kind::UInt, .field = &Policy::default_output_tokens,
          .def = "256", .lo = 1, .hi = 1048576,
          .doc = "Expected output length before a typical length has been learned (the estimate is "
@@ -414,7 +431,11 @@ const std::vector<KeyDef<Tokens>>& tokens_keys() {
         {.name = "calibration", .kind = Kind::String, .field = &Tokens::calibration, .def = R"("")",
          .doc = "Token-estimator calibration file (conf/tokenizers/*.toml); \"\": built-in default."},
         {.name = "rules_dir", .kind = Kind::String, .field = &Tokens::rules_dir, .def = R"("conf/rules")",
-         .flags = NONEMPTY, .doc = "Directory of Hyperscan classification rules."},
+         .doc = "Directory of Hyperscan classification rules (*.rules, docs/classify.md), compiled "
+                "at start-up; every request's text is tagged with them (access log `tags`, "
+                "`tokenlb_requests_tagged_total`, `policy.tag_match`, `policy.sensitive_zones`). "
+                "A relative path is taken from the current directory; a directory that does not "
+                "load stops the start. \"\": no content tags."},
     });
     return keys;
 }
@@ -459,6 +480,8 @@ const std::vector<std::string_view> CROSS_RULES = {
     "backend port's subnet unless a backend port has a gateway; no backend address equals an "
     "appliance address or the VIP.",
     "At most 64 distinct models, 64 distinct tags and 32 distinct trust zones (scoreboard capacity).",
+    "`policy.sensitive_zones`: each is the `trust_zone` of some backend. `policy.sensitive_tags`: each "
+    "is a tag of the rules in `tokens.rules_dir` (checked when tokenlb starts, after compiling them).",
     "`policy.aliases`: names unique and not a served model; every candidate is a model served by "
     "some backend.",
     "`limits.pool_prewarm` <= `limits.pool_max`.",
@@ -1017,6 +1040,22 @@ void validate(const Config& c, const Ctx& ctx) {
                 ctx.fail(ctx.line_of(base + ".candidates"), base + ".candidates[" + std::to_string(j) + "]",
                          "unknown model " + quote(a.candidates[j]) + " (expected a model served by some backend: " +
                              served_models(c) + ")");
+    }
+
+    // Sensitive zones: each served by some backend (a typo would refuse every sensitive request).
+    for (size_t j = 0; j < c.policy.sensitive_zones.size(); ++j) {
+        const std::string& z = c.policy.sensitive_zones[j];
+        bool found = false;
+        std::string zones;
+        std::set<std::string> seen;
+        for (auto& b : c.backends) {
+            found |= b.trust_zone == z;
+            if (seen.insert(b.trust_zone).second) zones += (zones.empty() ? "" : ", ") + quote(b.trust_zone);
+        }
+        if (!found)
+            ctx.fail(ctx.line_of("policy.sensitive_zones"), "policy.sensitive_zones[" + std::to_string(j) + "]",
+                     "no backend is in trust zone " + quote(z) + " (expected one of the backends' trust_zone: " +
+                         zones + ")");
     }
 
     // Limits.

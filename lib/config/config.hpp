@@ -114,6 +114,12 @@ struct Policy {
     uint32_t prefix_block_bytes = 256; // prefix fingerprint block size
     uint32_t default_output_tokens = 256; // expected output length before anything is learned
                                           // (used as min(max_tokens, this) when max_tokens is absent too)
+    // Content tags (lib/classify, [tokens] rules_dir) in routing: tag_match says how a request's
+    // tags use backend `tags` of the same name (prefer | require | off); requests with one of
+    // sensitive_tags go only to backends in sensitive_zones (empty: no restriction).
+    std::string tag_match = "prefer";
+    std::vector<std::string> sensitive_tags = {"pii", "secrets"};
+    std::vector<std::string> sensitive_zones;
     std::vector<ModelAlias> aliases;
     bool operator==(const Policy&) const = default;
 };
@@ -155,7 +161,7 @@ struct Dataplane {
 
 struct Tokens {
     std::string calibration = "";        // path to a conf/tokenizers/*.toml; "" = built-in default
-    std::string rules_dir = "conf/rules";
+    std::string rules_dir = "conf/rules";  // "" = no content tags
     bool operator==(const Tokens&) const = default;
 };
 

@@ -29,7 +29,9 @@ namespace tlb::dataplane {
     X(b2c_out_of_order) /* backend segment past the framing point: dropped (backend resends) */ \
     X(b2c_rebuild_fail) X(response_framing_errors) X(no_mbuf) X(no_neighbour)                   \
     X(usage_seen) /* responses whose usage was extracted */                                   \
-    X(backend_held_down) /* connect failures that put a backend on hold-down */
+    X(backend_held_down) /* connect failures that put a backend on hold-down */                 \
+    X(classify_errors) /* Hyperscan scan errors: the request is routed with the tags found */   \
+    X(requests_sensitive) /* requests with a policy.sensitive_tags tag (zone-restricted) */
 
 struct Counters {
 #define TLB_DP_X(name) uint64_t name = 0;

@@ -170,6 +170,51 @@ Worker::Worker(const Env& env)
     _pstate.prefix = _prefix_dir.get();
     _view = std::make_unique<scoreboard::View>();
     sb.snapshot(*_view, 0);
+
+    // Content tags: which classifier tags route (backend capabilities of the same name) and which
+    // make a request sensitive (docs/classify.md, "On the data plane").
+    if (env.classifier) {
+        const classify::Classifier& cl = *env.classifier;
+        _scanner = std::make_unique<classify::Scanner>(cl);
+        if (!_scanner->ok()) throw std::runtime_error("classify: cannot allocate a Hyperscan scratch");
+        _tags_required = _cfg.policy.tag_match == "require";
+        if (_cfg.policy.tag_match != "off")
+            for (uint32_t t = 0; t < cl.tag_count() && t < 64; t++) {
+                int id = sb.tag_id(cl.tag_name(t), false);
+                if (id >= 0 && id < 64) _tag_route[t] = 1ull << id;
+            }
+        for (const auto& name : _cfg.policy.sensitive_tags) _sensitive_tags |= cl.tag_mask(name);
+        if (!_cfg.policy.sensitive_zones.empty()) {
+            _sensitive_zones = 0;
+            for (const auto& z : _cfg.policy.sensitive_zones) {
+                int id = sb.zone_id(z, false);
+                if (id >= 0 && id < 32) _sensitive_zones |= 1u << id;
+            }
+        }
+    }
+}
+
+// Content tags of the request's decoded text (one contiguous run: one hs_scan per database), and
+// what they mean for routing. Worker path: Scanner::scan is noexcept and allocates nothing.
+void Worker::classify_request(ClientExt& e, const openai::Request& rq) {
+    e.tags = 0;
+    if (!_scanner) return;
+    uint64_t errs = _scanner->errors();
+    uint64_t tags = _scanner->scan(std::string_view(reinterpret_cast<const char*>(rq.text), rq.text_len));
+    _c.classify_errors += _scanner->errors() - errs;
+    e.tags = tags;
+    uint64_t route = 0;
+    for (uint64_t t = tags; t; t &= t - 1) {
+        uint32_t bit = uint32_t(__builtin_ctzll(t));
+        _tagged[bit]++;
+        route |= _tag_route[bit];
+    }
+    if (_tags_required) e.feat.required_tags = route;
+    else e.feat.preferred_tags = route;
+    if (tags & _sensitive_tags) {
+        _c.requests_sensitive++;
+        e.feat.allowed_zones = _sensitive_zones;
+    }
 }
 
 Worker::~Worker() = default;
@@ -814,6 +859,7 @@ void Worker::on_request(uint32_t ci, uint64_t now) {
     e.t_first_us = 0;
     e.feat.model = telemetry::NO_MODEL;
     e.feat.prompt_tokens = 0;
+    e.tags = 0;
     std::string_view path = sv(e.buf->data, p.path());
     const bool get = p.method() == http::Method::GET || p.method() == http::Method::HEAD;
     const bool post = p.method() == http::Method::POST;
@@ -934,6 +980,7 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
         local_response(ci, 404, msg, "model_not_found", "model", e.close_after, now);
         return false;
     }
+    classify_request(e, rq);
     // Each text field is encoded on its own by the backend's tokenizer: one estimator pass over
     // all of them gives the sum of per-field estimates (as lib/understand computes it).
     uint64_t est = rq.text_len / 4;
@@ -1012,14 +1059,48 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
     return true;
 }
 
+// A request kept to policy.sensitive_zones that could not be served: say why the fleet was that
+// small, after the message's final '.' ("...: its text is tagged pii and only trust zones private
+// may serve it."). msg holds len bytes and a NUL; no allocation.
+void Worker::explain_zones(const ClientExt& e, char* msg, size_t cap, size_t len) const {
+    if (e.feat.allowed_zones == ~0u || !(e.tags & _sensitive_tags) || !_env.classifier || len == 0 ||
+        len >= cap)
+        return;
+    size_t o = len - 1;  // over the final '.'
+    auto put = [&](const char* p, size_t n) {
+        n = std::min(n, cap - 1 - o);
+        std::memcpy(msg + o, p, n);
+        o += n;
+    };
+    auto put_s = [&](const char* p) { put(p, std::strlen(p)); };
+    put_s(": its text is tagged ");
+    const char* sep = "";
+    for (uint64_t t = e.tags & _sensitive_tags; t; t &= t - 1) {
+        const std::string& name = _env.classifier->tag_name(uint32_t(__builtin_ctzll(t)));
+        put_s(sep);
+        put(name.data(), name.size());
+        sep = ", ";
+    }
+    put_s(" and only trust zones ");
+    sep = "";
+    for (const auto& z : _cfg.policy.sensitive_zones) {
+        put_s(sep);
+        put(z.data(), z.size());
+        sep = ", ";
+    }
+    put_s(" may serve it.");
+    msg[o] = 0;
+}
+
 void Worker::dispatch(uint32_t ci, uint64_t now) {
     tcp::ClientConn* c = _clients.at(ci);
     ClientExt& e = _ext[ci];
     c->phase = tcp::ClientPhase::DISPATCH;
     for (;;) {
         if (e.attempts >= _cfg.policy.max_attempts) {
-            local_response(ci, 502, "Every backend tried for this request failed.", "upstream_failed",
-                           nullptr, e.close_after, now);
+            char msg[400] = "Every backend tried for this request failed.";
+            explain_zones(e, msg, sizeof(msg), std::strlen(msg));
+            local_response(ci, 502, msg, "upstream_failed", nullptr, e.close_after, now);
             return;
         }
         refresh_view(now);
@@ -1036,12 +1117,14 @@ void Worker::dispatch(uint32_t ci, uint64_t now) {
         if (!d.ok()) {
             if (e.attempts == 0) {
                 _c.no_backend++;
-                char msg[160];
-                snprintf(msg, sizeof(msg), "No backend available for this request (%s).", d.text());
+                char msg[400];
+                int n = snprintf(msg, sizeof(msg), "No backend available for this request (%s).", d.text());
+                explain_zones(e, msg, sizeof(msg), n > 0 ? size_t(n) : 0);
                 local_response(ci, 503, msg, "no_backend", nullptr, e.close_after, now);
             } else {
-                local_response(ci, 502, "Every backend tried for this request failed.",
-                               "upstream_failed", nullptr, e.close_after, now);
+                char msg[400] = "Every backend tried for this request failed.";
+                explain_zones(e, msg, sizeof(msg), std::strlen(msg));
+                local_response(ci, 502, msg, "upstream_failed", nullptr, e.close_after, now);
             }
             return;
         }
@@ -1418,7 +1501,7 @@ void Worker::log_request(uint32_t ci, uint16_t status, uint8_t flags, uint64_t n
         r.completion_tokens = u->completion_tokens > 0 ? uint32_t(u->completion_tokens) : 0;
         flags |= telemetry::AccessRecord::FLAG_USAGE;
     }
-    r.tags = e.feat.required_tags;
+    r.tags = e.tags;
     r.policy = uint8_t(_params.kind);
     r.reason = e.reason;
     r.attempts = e.attempts;

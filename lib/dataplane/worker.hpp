@@ -1,8 +1,8 @@
 // The per-lcore data-plane worker: one poll loop that wires lib/net, lib/tcp, lib/http,
-// lib/openai, lib/tokens, lib/policy and lib/scoreboard together (../../docs/dataplane.md).
+// lib/openai, lib/tokens, lib/classify, lib/policy and lib/scoreboard together (../../docs/dataplane.md).
 //
 //   client port rx ─► ARP/ICMP ─► SYN cookie / flow lookup ─► client leg (tcp::input, reassembly)
-//        ─► flat request buffer ─► http framing ─► understand (openai + tokens + prefix)
+//        ─► flat request buffer ─► http framing ─► understand (openai + tokens + classify + prefix)
 //        ─► policy decision ─► pooled backend connection ─► request bytes by our sender
 //   backend port rx ─► backend leg (tcp::input, no reassembly) ─► http response framing + usage
 //        ─► splice (seq/ack/window rewrite) ─► client
@@ -24,6 +24,7 @@
 #include "config/config.hpp"
 #include "dataplane/bufpool.hpp"
 #include "dataplane/counters.hpp"
+#include "classify/classify.hpp"
 #include "http/request.hpp"
 #include "http/response.hpp"
 #include "net/net.hpp"
@@ -57,6 +58,7 @@ struct Env {
     rte_mempool* pool = nullptr;      // mbufs for segments we build
     scoreboard::Scoreboard* scoreboard = nullptr;
     const tokens::Estimator* estimator = nullptr;
+    const classify::Classifier* classifier = nullptr;  // null: no content tags
     uint64_t cookie_k0 = 0, cookie_k1 = 0;  // SYN-cookie master secret
     uint64_t iss_k0 = 0, iss_k1 = 0;        // RFC 6528 secret for backend ISNs
     uint64_t seed = 1;
@@ -85,6 +87,7 @@ struct ClientExt {
     bool head_req = false;
     // Routing.
     policy::RequestFeatures feat;
+    uint64_t tags = 0;             // content tags of the current request (classify::TagSet)
     int32_t backend = -1;          // scoreboard index of the current attempt
     uint64_t tried = 0;            // backends already tried for this request
     uint8_t attempts = 0;
@@ -127,6 +130,8 @@ public:
     uint32_t pool_idle(uint16_t backend) const { return _pool->idle(backend); }
     uint32_t pool_total(uint16_t backend) const { return _pool->total(backend); }
     uint32_t backend_busy() const;
+    // Requests whose text carried content tag `bit` (classify::Classifier's bits).
+    uint64_t tagged(uint32_t bit) const { return bit < 64 ? _tagged[bit] : 0; }
     std::string summary() const;
 
 private:
@@ -207,6 +212,16 @@ private:
     std::unique_ptr<std::optional<openai::UsageSink>[]> _usage;
     openai::Request _oreq;                 // the request being understood (one at a time)
     uint64_t _prefix_hashes[1024];
+    // Content tags (lib/classify): a Hyperscan scratch of our own; per classifier tag bit, the
+    // scoreboard tag bit of the backend capability of the same name (0: no backend declares it).
+    std::unique_ptr<classify::Scanner> _scanner;
+    uint64_t _tag_route[64] = {};
+    uint64_t _sensitive_tags = 0;     // classify::TagSet
+    uint32_t _sensitive_zones = ~0u;  // allowed zones for sensitive requests (~0u: no restriction)
+    bool _tags_required = false;      // policy.tag_match = "require" (else prefer, or off: no routes)
+    uint64_t _tagged[64] = {};
+    void classify_request(ClientExt& e, const openai::Request& rq);
+    void explain_zones(const ClientExt& e, char* msg, size_t cap, size_t len) const;
     std::unique_ptr<uint8_t[]> _scratch;  // decoded prompt text
     uint32_t _scratch_cap = 0;
     // routing

@@ -153,6 +153,10 @@ uint64_t eligible(const RequestFeatures& f, const View& v, Reason* why) {
     if (!m) { if (why) *why = Reason::NoTrustZone; return 0; }
     m &= v.available;
     if (!m) { if (why) *why = Reason::NoHealthy; return 0; }
+    for (uint64_t t = f.preferred_tags; t; t &= t - 1) {
+        uint64_t k = m & v.tag_mask[ctz(t)];
+        if (k) m = k;
+    }
     return m;
 }
 

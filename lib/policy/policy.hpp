@@ -70,6 +70,9 @@ struct RequestFeatures {
     uint32_t max_tokens = 0;             // 0 = not given by the client
     uint32_t expected_output_tokens = 0; // 0 = unknown: min(max_tokens, learned typical length)
     uint64_t required_tags = 0;          // every bit must be a capability tag of the backend
+    // Soft: among the backends every filter left (healthy ones included), keep those with tag t for
+    // each bit t in turn (lowest first) when at least one of them has it; never empties the set.
+    uint64_t preferred_tags = 0;
     uint32_t allowed_zones = ~0u;        // bit z: may be served in trust zone z
     uint32_t n_prefix = 0;               // prefix points used, <= MAX_PREFIX_POINTS
     uint64_t request_hash = 0;           // fallback key for prefix_hash (e.g. connection hash)

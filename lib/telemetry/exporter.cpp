@@ -186,6 +186,23 @@ void collect(Writer& w, const Sample& s, const ExportContext& ctx) {
     for (size_t i = 0; i < REJECT_REASON_COUNT; ++i)
         w.sample_u64({{"reason", REJECT_REASONS[i].reason}}, sum_dp(s, REJECT_REASONS[i].counter));
 
+    // ---- content tags (lib/classify) ----
+    {
+        std::map<std::string, uint64_t> tagged;  // name order; workers share the classifier
+        for (const auto& ws : s.workers)
+            for (const auto& nv : ws.tagged) tagged[nv.name] += nv.value;
+        if (!tagged.empty()) {
+            w.family("requests_tagged_total",
+                     "Chat/completions requests whose text carried this content tag (tokens.rules_dir).",
+                     MetricType::Counter);
+            for (const auto& [name, v] : tagged) w.sample_u64({{"tag", name}}, v);
+        }
+        w.family("requests_sensitive_total",
+                 "Requests with a policy.sensitive_tags tag, routed only to policy.sensitive_zones.",
+                 MetricType::Counter);
+        w.sample_u64({}, sum_dp(s, "requests_sensitive"));
+    }
+
     // ---- worker gauges ----
     auto worker_gauge = [&](const char* name, const char* help, uint64_t WorkerSample::*f) {
         w.family(name, help, MetricType::Gauge);

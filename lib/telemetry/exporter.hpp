@@ -22,6 +22,7 @@
 //   port_{receive,transmit}_errors_total, port_rx_nombuf_total {port}  counter
 //   lcore_busy_ratio{worker} gauge, lcore_busy_seconds_total / lcore_poll_seconds_total
 //   dataplane_<counter>_total{worker}, tcp_<counter>_total{worker}     every raw counter
+//   requests_tagged_total{tag}, requests_sensitive_total                counter
 //   access_log_records_total, access_log_dropped_total, observations_dropped_total,
 //   backend_scrapes_total{backend,result}, info{version,policy}, start_time_seconds
 #pragma once
@@ -63,6 +64,7 @@ struct WorkerSample {
     std::vector<NamedValue> tcp;        // tcp::Counters
     uint64_t flows = 0, client_conns = 0, backend_conns = 0, buffers_in_use = 0;
     std::vector<PoolSample> pool;       // by backend index
+    std::vector<NamedValue> tagged;     // requests per content tag (classify tag name -> count)
 };
 
 struct PortSample {

@@ -216,6 +216,16 @@ const std::vector<BadCase> BAD_CASES = {
      edit(0, "", "[[policy.aliases]]\nname = \"auto\"\ncandidates = [\"m\", \"llama-70b\"]\n"),
      "t.toml:30: policy.aliases[0].candidates[1]: unknown model \"llama-70b\" (expected a model served "
      "by some backend: m)"},
+    {"sensitive zone no backend is in",
+     edit(0, "", "[policy]\nsensitive_zones = [\"private\"]\n"),
+     "t.toml:29: policy.sensitive_zones[0]: no backend is in trust zone \"private\" (expected one of "
+     "the backends' trust_zone: \"default\")"},
+    {"bad tag_match", edit(0, "", "[policy]\ntag_match = \"always\"\n"),
+     "t.toml:29: policy.tag_match: \"always\" is not allowed (expected \"prefer\", \"require\" or "
+     "\"off\")"},
+    {"sensitive tag not a name", edit(0, "", "[policy]\nsensitive_tags = [\"p i i\"]\n"),
+     "t.toml:29: policy.sensitive_tags[0]: \"p i i\" is not a valid name (expected an array of distinct "
+     "names)"},
     {"alias shadows a model", edit(0, "", "[[policy.aliases]]\nname = \"m\"\ncandidates = [\"m\"]\n"),
      "t.toml:29: policy.aliases[0].name: \"m\" is a served model (expected an alias name no backend "
      "serves)"},

@@ -151,6 +151,35 @@ TEST(PolicyFilters, MaskMixesFilters) {
             EXPECT_EQ(run(static_cast<Kind>(k), f, v, seed).backend, 3);
 }
 
+TEST(PolicyFilters, PreferredTagsNarrowOnlyWhenSomeoneHasThem) {
+    // 0: "code" (bit 0), 1: "code" + "math" (bit 1), 2: nothing, 3: "code" but down.
+    Row code; code.tags = 0b01;
+    Row both; both.tags = 0b11;
+    Row plain;
+    Row code_down; code_down.tags = 0b01; code_down.available = false;
+    View v = make_view({code, both, plain, code_down});
+    RequestFeatures f = req(1000, 100);
+    Reason why;
+    EXPECT_EQ(eligible(f, v, &why), 0b0111u);
+    f.preferred_tags = 0b01;
+    EXPECT_EQ(eligible(f, v, &why), 0b0011u);  // the healthy "code" backends
+    f.preferred_tags = 0b11;
+    EXPECT_EQ(eligible(f, v, &why), 0b0010u);  // both tags, lowest bit first
+    f.preferred_tags = 0b100;                  // nobody has it: ignored
+    EXPECT_EQ(eligible(f, v, &why), 0b0111u);
+    f.preferred_tags = 0b101;
+    EXPECT_EQ(eligible(f, v, &why), 0b0011u);
+    // With the tagged backends gone (down, or already tried), the rest still serve.
+    View v2 = make_view({code_down, plain});
+    f.preferred_tags = 0b01;
+    EXPECT_EQ(eligible(f, v2, &why), 0b10u);
+    for (int k = 0; k < static_cast<int>(Kind::COUNT); ++k)
+        for (uint64_t seed = 1; seed < 20; ++seed) {
+            f.preferred_tags = 0b11;
+            EXPECT_EQ(run(static_cast<Kind>(k), f, v, seed).backend, 1) << kind_name(static_cast<Kind>(k));
+        }
+}
+
 // ---- baselines: golden tables ----
 
 TEST(PolicyRoundRobin, CyclesAndSkipsIneligible) {

@@ -732,11 +732,17 @@ TEST(Exporter, FamiliesFromSampleAndWorkers) {
     w->request_done(rec);
     Sample s;
     WorkerSample ws;
-    ws.dataplane = {{"rx_packets", 9}, {"retries", 3}, {"retry_status", 1}, {"unknown_model", 4}};
+    ws.dataplane = {{"rx_packets", 9}, {"retries", 3}, {"retry_status", 1}, {"unknown_model", 4},
+                    {"requests_sensitive", 6}};
     ws.tcp = {{"syn_rcvd", 2}};
     ws.flows = 11;
     ws.pool = {{1, 2}, {0, 4}};
+    ws.tagged = {{"code", 5}, {"pii", 2}};
     s.workers.push_back(ws);
+    WorkerSample ws2;  // a second worker: tag counts add up
+    ws2.id = 1;
+    ws2.tagged = {{"code", 1}, {"pii", 0}};
+    s.workers.push_back(ws2);
     s.ports.push_back({"client", 5, 6, 7, 8, 0, 0, 0, 0});
     const WorkerTelemetry* wp[1] = {w.get()};
     double busy[1] = {0.5};
@@ -759,6 +765,9 @@ TEST(Exporter, FamiliesFromSampleAndWorkers) {
     EXPECT_TRUE(has("tokenlb_retries_total{cause=\"backend_failure\"} 2"));
     EXPECT_TRUE(has("tokenlb_rejected_requests_total{reason=\"unknown_model\"} 4"));
     EXPECT_TRUE(has("tokenlb_flows{worker=\"0\"} 11"));
+    EXPECT_TRUE(has("tokenlb_requests_tagged_total{tag=\"code\"} 6"));
+    EXPECT_TRUE(has("tokenlb_requests_tagged_total{tag=\"pii\"} 2"));
+    EXPECT_TRUE(has("tokenlb_requests_sensitive_total 6"));
     EXPECT_TRUE(has("tokenlb_backend_pool_connections{backend=\"gpu1\",state=\"total\"} 4"));
     EXPECT_TRUE(has("tokenlb_port_received_packets_total{port=\"client\"} 5"));
     EXPECT_TRUE(has("tokenlb_lcore_busy_ratio{worker=\"0\"} 0.5"));

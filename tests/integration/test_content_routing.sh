@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Content tags on the data plane, in the namespace lab with real kernel TCP clients and gpu-emu
+# backends: the appliance classifies every chat/completions request with conf/rules (Hyperscan)
+# and routes by it.
+#   gpu-1: trust_zone "private"      gpu-2: tags ["code"]      gpu-3, gpu-4: neither
+#   policy: round_robin (so unrestricted requests visibly spread), tag_match = "prefer", sensitive_zones = ["private"]
+#   1. prompts with PII (e-mail address, Luhn-valid card number) or secrets (API key, private key)
+#      are served by gpu-1 only, even when other backends are idle
+#   2. code prompts go to gpu-2 (preferred: it has the "code" capability)
+#   3. plain prose spreads over the fleet; a card-like number that fails the Luhn check is not PII
+#   4. the access log names each request's tags, the metrics count them
+#   5. with gpu-1 killed, a PII prompt gets a 503 whose OpenAI-style error names the tag and the
+#      zone; other requests keep being served
+#   6. with gpu-2 killed too, code prompts are served by the others (a preference, not a filter)
+. "$(dirname "$0")/lib/lab.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+export GPU_EMU_BIN=${GPU_EMU_BIN:-$LAB_ROOT/build/perf/gpu-emu/gpu-emu}
+
+lab_session
+mkdir -p "$LAB_RUN"
+CONF=$LAB_RUN/content.toml
+ALOG=$LAB_RUN/content-access.log
+rm -f "$ALOG"
+python3 - "$LAB_ROOT/conf/lab.toml" "$CONF" "$ALOG" <<'PY' || fail "config"
+import re, sys
+src, dst, alog = sys.argv[1:]
+out, backend = [], None
+for line in open(src).read().splitlines():
+    m = re.match(r'name = "(gpu-\d)"', line)
+    if m:
+        backend = m.group(1)
+    if backend and line.startswith("tags ="):
+        continue  # replaced below
+    out.append(line)
+    if m and backend == "gpu-1":
+        out.append('trust_zone = "private"')
+    if m and backend == "gpu-2":
+        out.append('tags = ["code"]')
+    if line.strip() == "[policy]":
+        out += ['tag_match = "prefer"', 'sensitive_tags = ["pii", "secrets"]', 'sensitive_zones = ["private"]']
+    if line.strip() == "[telemetry]":
+        out.append(f'access_log = "{alog}"')
+open(dst, "w").write("\n".join(out) + "\n")
+PY
+"$TOKENLB_BIN" --check-config "$CONF" > /dev/null || fail "content.toml does not validate"
+lab_start --backends 4 --policy round_robin --config "$CONF" || fail "lab start"
+grep -q "classify: .* rules" "$LAB_RUN/tokenlb.log" || fail "appliance did not load the rules"
+pass "appliance up with $(grep -o 'classify: [^(]*' "$LAB_RUN/tokenlb.log")"
+
+in_client python3 "$HERE/content_client.py" route || fail "content routing"
+sleep 0.5  # access log drain (20 ms) and a metrics scrape
+python3 - "$ALOG" <<'PY' || fail "access log tags"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+tags = {}
+for r in recs:
+    for t in r.get("tags", []):
+        tags[t] = tags.get(t, 0) + 1
+assert tags.get("pii", 0) >= 20, f"pii-tagged records: {tags}"
+assert tags.get("secrets", 0) >= 10, f"secrets-tagged records: {tags}"
+assert tags.get("code", 0) >= 20, f"code-tagged records: {tags}"
+for r in recs:
+    if "pii" in r.get("tags", []) or "secrets" in r.get("tags", []):
+        assert r["backend"] == "gpu-1", f"sensitive request logged on {r['backend']}: {r}"
+print(f"PASS: access log: {len(recs)} records, tag counts {tags}, every sensitive one on gpu-1")
+PY
+metrics=$(curl -s -m 5 http://127.0.0.1:9100/metrics) || fail "metrics"
+for t in pii secrets code; do
+  v=$(echo "$metrics" | awk -v t="tokenlb_requests_tagged_total{tag=\"$t\"}" '$1 == t { print $2 }')
+  [ -n "$v" ] && [ "$v" -gt 0 ] || fail "tokenlb_requests_tagged_total{tag=\"$t\"} is '${v:-absent}'"
+done
+sens=$(echo "$metrics" | awk '$1 == "tokenlb_requests_sensitive_total" { print $2 }')
+[ "${sens:-0}" -ge 30 ] || fail "tokenlb_requests_sensitive_total is ${sens:-absent}"
+pass "metrics: requests_tagged_total for pii/secrets/code > 0, requests_sensitive_total = $sens"
+
+# gpu-1 dies: sensitive requests have nowhere to go, everything else still flows.
+kill -9 "$(cat "$LAB_RUN/gpu-emu-1.pid")"
+in_client python3 "$HERE/content_client.py" zone-down || fail "sensitive requests with the private zone down"
+# gpu-2 dies too: code prompts fall back to the rest.
+kill -9 "$(cat "$LAB_RUN/gpu-emu-2.pid")"
+in_client python3 "$HERE/content_client.py" prefer-fallback || fail "code prompts with gpu-2 down"
+pass "content routing"

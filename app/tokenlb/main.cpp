@@ -352,6 +352,7 @@ int main(int argc, char** argv) {
             ws.buffers_in_use = worker->buffers_in_use();
             for (uint16_t b = 0; b < cfg.backends.size(); ++b)
                 ws.pool.push_back({worker->pool_idle(b), worker->pool_total(b)});
+            ws.tsc_hz = rte_get_tsc_hz();
             if (classifier)
                 for (uint32_t t = 0; t < classifier->tag_count(); ++t)
                     ws.tagged.push_back({classifier->tag_name(t).c_str(), worker->tagged(t)});

@@ -31,7 +31,10 @@ namespace tlb::dataplane {
     X(usage_seen) /* responses whose usage was extracted */                                   \
     X(backend_held_down) /* connect failures that put a backend on hold-down */                 \
     X(classify_errors) /* Hyperscan scan errors: the request is routed with the tags found */   \
-    X(requests_sensitive) /* requests with a policy.sensitive_tags tag (zone-restricted) */
+    X(requests_sensitive) /* requests with a policy.sensitive_tags tag (zone-restricted) */    \
+    X(understood) /* chat/completions requests through the whole understand step */            \
+    X(understand_cycles) /* TSC cycles in it: extraction, classify, estimate, prefix */         \
+    X(classify_cycles) /* TSC cycles of those in classify (Hyperscan + script pass) */
 
 struct Counters {
 #define TLB_DP_X(name) uint64_t name = 0;

@@ -200,7 +200,9 @@ void Worker::classify_request(ClientExt& e, const openai::Request& rq) {
     e.tags = 0;
     if (!_scanner) return;
     uint64_t errs = _scanner->errors();
+    const uint64_t t0 = rte_rdtsc();
     uint64_t tags = _scanner->scan(std::string_view(reinterpret_cast<const char*>(rq.text), rq.text_len));
+    _c.classify_cycles += rte_rdtsc() - t0;
     _c.classify_errors += _scanner->errors() - errs;
     e.tags = tags;
     uint64_t route = 0;
@@ -953,6 +955,7 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
     uint32_t body_len = uint32_t(p.body_length());
     size_t capacity = size_t(e.buf->data + e.buf->cap + BufPool::PADDING - body);
     openai::Request& rq = _oreq;
+    const uint64_t t_start = rte_rdtsc();
     openai::Error err = _extractor.extract(ep, body, body_len, capacity, _scratch.get(),
                                            _scratch_cap, rq);
     if (err != openai::Error::NONE) {
@@ -1008,6 +1011,8 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
         double tok_per_byte = rq.text_len ? double(f.prompt_tokens) / rq.text_len : 0.25;
         policy::set_prefix_points(f, _prefix_hashes, uint32_t(nb), float(block * tok_per_byte));
     }
+    _c.understood++;
+    _c.understand_cycles += rte_rdtsc() - t_start;
     // Forwarded bytes: as received, unless chunked (re-framed) or the model is an alias.
     e.fwd_ptr = e.buf->data;
     e.fwd_len = e.req_len;

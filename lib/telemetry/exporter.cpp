@@ -203,6 +203,26 @@ void collect(Writer& w, const Sample& s, const ExportContext& ctx) {
         w.sample_u64({}, sum_dp(s, "requests_sensitive"));
     }
 
+    // ---- the understand step's cost on the workers ----
+    {
+        w.family("understood_requests_total",
+                 "Chat/completions requests that went through the whole understand step.",
+                 MetricType::Counter);
+        w.sample_u64({}, sum_dp(s, "understood"));
+        double all = 0, cls = 0;
+        for (const auto& ws : s.workers)
+            if (ws.tsc_hz) {
+                all += double(find_value(ws.dataplane, "understand_cycles")) / double(ws.tsc_hz);
+                cls += double(find_value(ws.dataplane, "classify_cycles")) / double(ws.tsc_hz);
+            }
+        w.family("understand_seconds_total",
+                 "Worker time in the understand step (stage=all: extraction, classify, token "
+                 "estimate, prefix fingerprint; stage=classify: the content tags alone).",
+                 MetricType::Counter);
+        w.sample({{"stage", "all"}}, all);
+        w.sample({{"stage", "classify"}}, cls);
+    }
+
     // ---- worker gauges ----
     auto worker_gauge = [&](const char* name, const char* help, uint64_t WorkerSample::*f) {
         w.family(name, help, MetricType::Gauge);

@@ -23,6 +23,7 @@
 //   lcore_busy_ratio{worker} gauge, lcore_busy_seconds_total / lcore_poll_seconds_total
 //   dataplane_<counter>_total{worker}, tcp_<counter>_total{worker}     every raw counter
 //   requests_tagged_total{tag}, requests_sensitive_total                counter
+//   understood_requests_total, understand_seconds_total{stage}         counter
 //   access_log_records_total, access_log_dropped_total, observations_dropped_total,
 //   backend_scrapes_total{backend,result}, info{version,policy}, start_time_seconds
 #pragma once
@@ -65,6 +66,7 @@ struct WorkerSample {
     uint64_t flows = 0, client_conns = 0, backend_conns = 0, buffers_in_use = 0;
     std::vector<PoolSample> pool;       // by backend index
     std::vector<NamedValue> tagged;     // requests per content tag (classify tag name -> count)
+    uint64_t tsc_hz = 0;                // converts the *_cycles dataplane counters to seconds
 };
 
 struct PortSample {

@@ -72,6 +72,13 @@ done
 sens=$(echo "$metrics" | awk '$1 == "tokenlb_requests_sensitive_total" { print $2 }')
 [ "${sens:-0}" -ge 30 ] || fail "tokenlb_requests_sensitive_total is ${sens:-absent}"
 pass "metrics: requests_tagged_total for pii/secrets/code > 0, requests_sensitive_total = $sens"
+echo "$metrics" | awk '
+  $1 == "tokenlb_understood_requests_total" { n = $2 }
+  $1 == "tokenlb_understand_seconds_total{stage=\"all\"}" { all = $2 }
+  $1 == "tokenlb_understand_seconds_total{stage=\"classify\"}" { cls = $2 }
+  END { if (n < 165 || all <= 0 || cls <= 0 || cls > all) { print "bad understand metrics: " n " " all " " cls; exit 1 }
+        printf "PASS: understand step on the worker: %d requests, %.2f us each, of which classify %.2f us\n", n, all / n * 1e6, cls / n * 1e6 }' \
+  || fail "understand metrics"
 
 # gpu-1 dies: sensitive requests have nowhere to go, everything else still flows.
 kill -9 "$(cat "$LAB_RUN/gpu-emu-1.pid")"

@@ -733,7 +733,9 @@ TEST(Exporter, FamiliesFromSampleAndWorkers) {
     Sample s;
     WorkerSample ws;
     ws.dataplane = {{"rx_packets", 9}, {"retries", 3}, {"retry_status", 1}, {"unknown_model", 4},
-                    {"requests_sensitive", 6}};
+                    {"requests_sensitive", 6}, {"understood", 8}, {"understand_cycles", 3000},
+                    {"classify_cycles", 1000}};
+    ws.tsc_hz = 1000000;
     ws.tcp = {{"syn_rcvd", 2}};
     ws.flows = 11;
     ws.pool = {{1, 2}, {0, 4}};
@@ -768,6 +770,9 @@ TEST(Exporter, FamiliesFromSampleAndWorkers) {
     EXPECT_TRUE(has("tokenlb_requests_tagged_total{tag=\"code\"} 6"));
     EXPECT_TRUE(has("tokenlb_requests_tagged_total{tag=\"pii\"} 2"));
     EXPECT_TRUE(has("tokenlb_requests_sensitive_total 6"));
+    EXPECT_TRUE(has("tokenlb_understood_requests_total 8"));
+    EXPECT_TRUE(has("tokenlb_understand_seconds_total{stage=\"all\"} 0.003"));
+    EXPECT_TRUE(has("tokenlb_understand_seconds_total{stage=\"classify\"} 0.001"));
     EXPECT_TRUE(has("tokenlb_backend_pool_connections{backend=\"gpu1\",state=\"total\"} 4"));
     EXPECT_TRUE(has("tokenlb_port_received_packets_total{port=\"client\"} 5"));
     EXPECT_TRUE(has("tokenlb_lcore_busy_ratio{worker=\"0\"} 0.5"));

@@ -1064,13 +1064,16 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
     return true;
 }
 
-// A request kept to policy.sensitive_zones that could not be served: say why the fleet was that
-// small, after the message's final '.' ("...: its text is tagged pii and only trust zones private
-// may serve it."). msg holds len bytes and a NUL; no allocation.
-void Worker::explain_zones(const ClientExt& e, char* msg, size_t cap, size_t len) const {
-    if (e.feat.allowed_zones == ~0u || !(e.tags & _sensitive_tags) || !_env.classifier || len == 0 ||
-        len >= cap)
-        return;
+// A request whose content narrowed its candidates (policy.sensitive_zones, tag_match = "require")
+// and could not be served: say why, after the message's final '.', e.g. "...: its text is tagged
+// pii and only trust zones private may serve it." msg holds len bytes and a NUL; no allocation.
+void Worker::explain_content(const ClientExt& e, char* msg, size_t cap, size_t len) const {
+    const uint64_t zoned = e.feat.allowed_zones != ~0u ? e.tags & _sensitive_tags : 0;
+    uint64_t required = 0;  // content tags that became required capabilities
+    if (e.feat.required_tags)
+        for (uint64_t t = e.tags; t; t &= t - 1)
+            if (_tag_route[__builtin_ctzll(t)] & e.feat.required_tags) required |= t & -t;
+    if ((!zoned && !required) || !_env.classifier || len == 0 || len >= cap) return;
     size_t o = len - 1;  // over the final '.'
     auto put = [&](const char* p, size_t n) {
         n = std::min(n, cap - 1 - o);
@@ -1078,22 +1081,33 @@ void Worker::explain_zones(const ClientExt& e, char* msg, size_t cap, size_t len
         o += n;
     };
     auto put_s = [&](const char* p) { put(p, std::strlen(p)); };
+    auto put_tags = [&](uint64_t tags) {
+        const char* sep = "";
+        for (uint64_t t = tags; t; t &= t - 1) {
+            const std::string& name = _env.classifier->tag_name(uint32_t(__builtin_ctzll(t)));
+            put_s(sep);
+            put(name.data(), name.size());
+            sep = ", ";
+        }
+    };
     put_s(": its text is tagged ");
-    const char* sep = "";
-    for (uint64_t t = e.tags & _sensitive_tags; t; t &= t - 1) {
-        const std::string& name = _env.classifier->tag_name(uint32_t(__builtin_ctzll(t)));
-        put_s(sep);
-        put(name.data(), name.size());
-        sep = ", ";
+    if (zoned) {
+        put_tags(zoned);
+        put_s(" and only trust zones ");
+        const char* sep = "";
+        for (const auto& z : _cfg.policy.sensitive_zones) {
+            put_s(sep);
+            put(z.data(), z.size());
+            sep = ", ";
+        }
+        put_s(" may serve it");
+        if (required) put_s("; it is tagged ");
     }
-    put_s(" and only trust zones ");
-    sep = "";
-    for (const auto& z : _cfg.policy.sensitive_zones) {
-        put_s(sep);
-        put(z.data(), z.size());
-        sep = ", ";
+    if (required) {
+        put_tags(required);
+        put_s(" and policy.tag_match = \"require\" allows only backends with that capability");
     }
-    put_s(" may serve it.");
+    put_s(".");
     msg[o] = 0;
 }
 
@@ -1104,7 +1118,7 @@ void Worker::dispatch(uint32_t ci, uint64_t now) {
     for (;;) {
         if (e.attempts >= _cfg.policy.max_attempts) {
             char msg[400] = "Every backend tried for this request failed.";
-            explain_zones(e, msg, sizeof(msg), std::strlen(msg));
+            explain_content(e, msg, sizeof(msg), std::strlen(msg));
             local_response(ci, 502, msg, "upstream_failed", nullptr, e.close_after, now);
             return;
         }
@@ -1124,11 +1138,11 @@ void Worker::dispatch(uint32_t ci, uint64_t now) {
                 _c.no_backend++;
                 char msg[400];
                 int n = snprintf(msg, sizeof(msg), "No backend available for this request (%s).", d.text());
-                explain_zones(e, msg, sizeof(msg), n > 0 ? size_t(n) : 0);
+                explain_content(e, msg, sizeof(msg), n > 0 ? size_t(n) : 0);
                 local_response(ci, 503, msg, "no_backend", nullptr, e.close_after, now);
             } else {
                 char msg[400] = "Every backend tried for this request failed.";
-                explain_zones(e, msg, sizeof(msg), std::strlen(msg));
+                explain_content(e, msg, sizeof(msg), std::strlen(msg));
                 local_response(ci, 502, msg, "upstream_failed", nullptr, e.close_after, now);
             }
             return;

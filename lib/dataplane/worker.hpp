@@ -221,7 +221,7 @@ private:
     bool _tags_required = false;      // policy.tag_match = "require" (else prefer, or off: no routes)
     uint64_t _tagged[64] = {};
     void classify_request(ClientExt& e, const openai::Request& rq);
-    void explain_zones(const ClientExt& e, char* msg, size_t cap, size_t len) const;
+    void explain_content(const ClientExt& e, char* msg, size_t cap, size_t len) const;
     std::unique_ptr<uint8_t[]> _scratch;  // decoded prompt text
     uint32_t _scratch_cap = 0;
     // routing

@@ -7,6 +7,7 @@ each one was served. Exits non-zero with a message on the first violation.
 """
 import http.client
 import json
+import os
 import random
 import sys
 import threading
@@ -157,8 +158,36 @@ def cmd_prefer_fallback():
     ok(f"code prompts with gpu-2 down served by the others: {spread(res)}")
 
 
+def cmd_require():
+    res = run_kind(CODE, 15)
+    bad = [(s, b) for s, b, _ in res if s != 200 or b != "gpu-2"]
+    if bad:
+        fail(f"tag_match=require: code prompts not on gpu-2: {bad[:5]}")
+    ok(f"tag_match=require: 15 code prompts, all on gpu-2: {spread(res)}")
+    with open(os.environ["GPU2_PIDFILE"]) as f:
+        os.kill(int(f.read().strip()), 9)
+    conn = http.client.HTTPConnection(VIP, 80, timeout=30)
+    seen = set()
+    for text in CODE * 2:
+        status, backend, data = post(conn, text)
+        if status not in (502, 503) or backend is not None:
+            fail(f"tag_match=require, gpu-2 down: code prompt got {status} from {backend}: {data[:200]!r}")
+        err = json.loads(data)["error"]
+        if 'tagged code and policy.tag_match = "require" allows only backends with that capability' \
+                not in err["message"]:
+            fail(f"{status} does not say why: {err}")
+        seen.add((status, err["code"], err["message"]))
+    for s_, code, msg in sorted(seen):
+        ok(f"tag_match=require, gpu-2 down: code prompt -> {s_} {code}: {msg!r}")
+    status, backend, _ = post(conn, PROSE)
+    if status != 200 or backend == "gpu-2":
+        fail(f"prose with gpu-2 down under tag_match=require: {status} from {backend}")
+    ok(f"prose still served ({backend})")
+
+
 if __name__ == "__main__":
-    cmds = {"route": cmd_route, "zone-down": cmd_zone_down, "prefer-fallback": cmd_prefer_fallback}
+    cmds = {"route": cmd_route, "zone-down": cmd_zone_down, "prefer-fallback": cmd_prefer_fallback,
+            "require": cmd_require}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         fail(f"usage: {sys.argv[0]} {'|'.join(cmds)}")
     cmds[sys.argv[1]]()

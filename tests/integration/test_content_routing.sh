@@ -12,6 +12,7 @@
 #   5. with gpu-1 killed, a PII prompt gets a 503 whose OpenAI-style error names the tag and the
 #      zone; other requests keep being served
 #   6. with gpu-2 killed too, code prompts are served by the others (a preference, not a filter)
+#   7. tag_match = "require": code prompts only on gpu-2; with it killed, an error naming the filter
 . "$(dirname "$0")/lib/lab.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 export GPU_EMU_BIN=${GPU_EMU_BIN:-$LAB_ROOT/build/perf/gpu-emu/gpu-emu}
@@ -86,4 +87,11 @@ in_client python3 "$HERE/content_client.py" zone-down || fail "sensitive request
 # gpu-2 dies too: code prompts fall back to the rest.
 kill -9 "$(cat "$LAB_RUN/gpu-emu-2.pid")"
 in_client python3 "$HERE/content_client.py" prefer-fallback || fail "code prompts with gpu-2 down"
+lab_stop
+
+# tag_match = "require": the capability is a hard filter. With gpu-2 (the only "code" backend)
+# down, code prompts get an explained 503/502; prose is still served.
+sed -e 's/^tag_match = "prefer"/tag_match = "require"/' "$CONF" > "$LAB_RUN/content-require.toml"
+lab_start --backends 4 --policy round_robin --config "$LAB_RUN/content-require.toml" || fail "lab start (require)"
+in_client env GPU2_PIDFILE="$LAB_RUN/gpu-emu-2.pid" python3 "$HERE/content_client.py" require || fail "tag_match = require"
 pass "content routing"

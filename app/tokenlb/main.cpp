@@ -151,6 +151,29 @@ void print_counters(const tlb::dataplane::Worker& w,
     std::fflush(stdout);
 }
 
+// Content tags: the rules of [tokens] rules_dir, compiled once (each worker clones a scratch), and
+// the [policy] keys that name their tags. Throws with the reason; null when rules_dir is "".
+std::unique_ptr<tlb::classify::Classifier> load_classifier(const tlb::config::Config& cfg) {
+    std::unique_ptr<tlb::classify::Classifier> classifier;
+    if (!cfg.tokens.rules_dir.empty()) {
+        std::string cerr;
+        classifier = tlb::classify::Classifier::load_dir(cfg.tokens.rules_dir, &cerr);
+        if (!classifier) throw std::runtime_error("tokens.rules_dir \"" + cfg.tokens.rules_dir + "\": " + cerr);
+        for (const auto& t : cfg.policy.sensitive_tags)
+            if (classifier->tag_bit(t) < 0)
+                throw std::runtime_error(
+                    "policy.sensitive_tags: \"" + t + "\" is not a tag of the rules in " + cfg.tokens.rules_dir +
+                    " (they define: " +
+                    (classifier->tag_count() ? classifier->format(~0ull >> (64 - classifier->tag_count()))
+                                             : std::string("no tags")) +
+                    ")");
+    } else if (!cfg.policy.sensitive_zones.empty()) {
+        throw std::runtime_error("policy.sensitive_zones is set but tokens.rules_dir is \"\": "
+                                 "nothing would tag a request sensitive");
+    }
+    return classifier;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,6 +183,7 @@ int main(int argc, char** argv) {
     if (!args.check_config.empty()) {
         try {
             auto cfg = tlb::config::load_file(args.check_config);
+            load_classifier(cfg);  // the rules compile and the policy's tag names exist
             std::fputs(tlb::config::to_toml(cfg).c_str(), stdout);
             return 0;
         } catch (const std::exception& e) {
@@ -173,8 +197,10 @@ int main(int argc, char** argv) {
     }
 
     tlb::config::Config cfg;
+    std::unique_ptr<tlb::classify::Classifier> classifier;
     try {
         cfg = tlb::config::load_file(args.config);
+        classifier = load_classifier(cfg);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
@@ -237,7 +263,6 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<tlb::drivers::Port>> ports;
     std::unique_ptr<tlb::scoreboard::Scoreboard> scoreboard;
     std::unique_ptr<tlb::tokens::Estimator> estimator;
-    std::unique_ptr<tlb::classify::Classifier> classifier;
     std::unique_ptr<tlb::telemetry::Service> tel;
     std::unique_ptr<tlb::dataplane::Worker> worker;
     bool launched = false;
@@ -262,24 +287,10 @@ int main(int argc, char** argv) {
                 tlb::tokens::Estimator::from_file(cfg.tokens.calibration));
         else
             estimator = std::make_unique<tlb::tokens::Estimator>(tlb::tokens::Estimator::builtin());
-        // Content tags: the rules are compiled once here; each worker clones a scratch.
-        if (!cfg.tokens.rules_dir.empty()) {
-            std::string cerr;
-            classifier = tlb::classify::Classifier::load_dir(cfg.tokens.rules_dir, &cerr);
-            if (!classifier)
-                throw std::runtime_error("tokens.rules_dir \"" + cfg.tokens.rules_dir + "\": " + cerr);
-            for (const auto& t : cfg.policy.sensitive_tags)
-                if (classifier->tag_bit(t) < 0)
-                    throw std::runtime_error("policy.sensitive_tags: \"" + t + "\" is not a tag of the rules in " +
-                                             cfg.tokens.rules_dir + " (they define: " +
-                                             classifier->format(~0ull >> (64 - std::max<uint32_t>(1, classifier->tag_count()))) + ")");
+        if (classifier)
             std::printf("tokenlb: classify: %zu rules, %u tags from %s (%s)\n", classifier->rule_count(),
                         classifier->tag_count(), cfg.tokens.rules_dir.c_str(),
                         tlb::classify::script_kernel_name());
-        } else if (!cfg.policy.sensitive_zones.empty()) {
-            throw std::runtime_error("policy.sensitive_zones is set but tokens.rules_dir is \"\": "
-                                     "nothing would tag a request sensitive");
-        }
 
         tlb::dataplane::Env env;
         env.cfg = &cfg;

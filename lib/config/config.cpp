@@ -327,7 +327,7 @@ const std::vector<KeyDef<Policy>>& policy_keys() {
          .def = R"(["pii", "secrets"])", .flags = IDENT | UNIQUE,
          .doc = "Content tags that make a request sensitive: it is then routed only to backends in "
                 "`sensitive_zones`. Each must be a tag of the rules in `tokens.rules_dir` (checked "
-                "at start-up)."},
+                "by `--check-config` and at start-up)."},
         {.name = "sensitive_zones", .kind = Kind::StringList, .field = &Policy::sensitive_zones,
          .def = "[]", .flags = IDENT | UNIQUE,
          .doc = "Trust zones that may serve sensitive requests (each the `trust_zone` of some "
@@ -434,8 +434,8 @@ const std::vector<KeyDef<Tokens>>& tokens_keys() {
          .doc = "Directory of Hyperscan classification rules (*.rules, docs/classify.md), compiled "
                 "at start-up; every request's text is tagged with them (access log `tags`, "
                 "`tokenlb_requests_tagged_total`, `policy.tag_match`, `policy.sensitive_zones`). "
-                "A relative path is taken from the current directory; a directory that does not "
-                "load stops the start. \"\": no content tags."},
+                "A relative path is taken from the current directory; rules that do not load stop "
+                "the start and `--check-config`. \"\": no content tags."},
     });
     return keys;
 }
@@ -481,7 +481,7 @@ const std::vector<std::string_view> CROSS_RULES = {
     "appliance address or the VIP.",
     "At most 64 distinct models, 64 distinct tags and 32 distinct trust zones (scoreboard capacity).",
     "`policy.sensitive_zones`: each is the `trust_zone` of some backend. `policy.sensitive_tags`: each "
-    "is a tag of the rules in `tokens.rules_dir` (checked when tokenlb starts, after compiling them).",
+    "is a tag of the rules in `tokens.rules_dir` (checked by `tokenlb --check-config` and at start, after compiling them).",
     "`policy.aliases`: names unique and not a served model; every candidate is a model served by "
     "some backend.",
     "`limits.pool_prewarm` <= `limits.pool_max`.",

@@ -43,7 +43,13 @@ for line in open(src).read().splitlines():
         out.append(f'access_log = "{alog}"')
 open(dst, "w").write("\n".join(out) + "\n")
 PY
+cd "$LAB_ROOT"  # rules_dir = "conf/rules" is relative to the current directory
 "$TOKENLB_BIN" --check-config "$CONF" > /dev/null || fail "content.toml does not validate"
+# A misspelt sensitive tag would silently protect nothing: it must stop the start.
+sed 's/^sensitive_tags = .*/sensitive_tags = ["pii", "secret"]/' "$CONF" > "$LAB_RUN/typo.toml"
+if err=$("$TOKENLB_BIN" --check-config "$LAB_RUN/typo.toml" 2>&1 >/dev/null); then fail "a sensitive tag the rules do not define was accepted"; fi
+case $err in *'"secret" is not a tag of the rules in conf/rules'*) ;; *) fail "unexpected error for the misspelt tag: $err" ;; esac
+pass "a misspelt sensitive tag is refused: $err"
 lab_start --backends 4 --policy round_robin --config "$CONF" || fail "lab start"
 grep -q "classify: .* rules" "$LAB_RUN/tokenlb.log" || fail "appliance did not load the rules"
 pass "appliance up with $(grep -o 'classify: [^(]*' "$LAB_RUN/tokenlb.log")"

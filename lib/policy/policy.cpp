@@ -398,6 +398,7 @@ ModelChoice select_model(const Alias& a, const Params& p, const RequestFeatures&
     ModelChoice best;
     float best_cost = 0;
     bool best_in_budget = false;
+    int best_pref = -1;
     Reason first_why = Reason::NoModel;
     Params tp = p;
     tp.kind = Kind::TokenAware;
@@ -413,8 +414,12 @@ ModelChoice select_model(const Alias& a, const Params& p, const RequestFeatures&
         bool in_budget = d.predicted_e2e_s <= p.latency_budget_s;
         float cost = (static_cast<float>(f.prompt_tokens - d.cached_tokens) +
                       static_cast<float>(d.expected_output_tokens)) * v.cost_per_token[d.backend];
+        // Preferred tags across models too: a candidate whose chosen backend has more of them
+        // wins before budget and cost (within a model, eligible() already kept those backends).
+        const int pref = __builtin_popcountll(f.preferred_tags & v.b[d.backend].tags);
         bool better;
         if (best.model == NONE) better = true;
+        else if (pref != best_pref) better = pref > best_pref;
         else if (in_budget != best_in_budget) better = in_budget;
         else if (in_budget) better = cost < best_cost;
         else better = d.predicted_e2e_s < best.decision.predicted_e2e_s;
@@ -424,6 +429,7 @@ ModelChoice select_model(const Alias& a, const Params& p, const RequestFeatures&
             best.decision.reason = in_budget ? Reason::CheapestInBudget : Reason::FastestOverBudget;
             best_cost = cost;
             best_in_budget = in_budget;
+            best_pref = pref;
         }
     }
     if (best.model == NONE) best.decision = none(a.n ? first_why : Reason::NoModel);

@@ -149,8 +149,9 @@ struct ModelChoice {
     Decision decision;  // routing decision for the chosen model (token_aware with p's objective)
 };
 // For each candidate model: filters (tags, context fit, zone, health) and a token_aware e2e
-// prediction. Picks the cheapest candidate whose predicted e2e <= p.latency_budget_s; when none
-// fits, the fastest. Candidate order breaks ties (list the preferred model first).
+// prediction. Among the candidates whose chosen backend has the most of f.preferred_tags, picks
+// the cheapest whose predicted e2e <= p.latency_budget_s; when none fits, the fastest. Candidate
+// order breaks ties (list the preferred model first).
 ModelChoice select_model(const Alias& a, const Params& p, const RequestFeatures& f, const View& v,
                          State& st, Rng& rng);
 

@@ -505,6 +505,19 @@ TEST(PolicyAlias, PicksByTagsContextAndBudget) {
     f.required_tags = 0b1;  // needs "code": only the big model's backend has it
     EXPECT_EQ(select_model(a, p, f, v, st, rng).model, 1);
     f.required_tags = 0;
+    f.preferred_tags = 0b1;  // prefers "code": the big model, although the small one is cheaper
+    c = select_model(a, p, f, v, st, rng);
+    EXPECT_EQ(c.model, 1);
+    EXPECT_EQ(c.decision.reason, Reason::CheapestInBudget);
+    f.preferred_tags = 0b10;  // a tag nobody has: no effect
+    EXPECT_EQ(select_model(a, p, f, v, st, rng).model, 0);
+    {
+        View v2 = make_view({small, big});
+        v2.available &= ~0b10ull;  // the code backend is down: the other model serves
+        f.preferred_tags = 0b1;
+        EXPECT_EQ(select_model(a, p, f, v2, st, rng).model, 0);
+    }
+    f.preferred_tags = 0;
     f.prompt_tokens = 10000;  // does not fit 4k
     EXPECT_EQ(select_model(a, p, f, v, st, rng).model, 1);
     f.prompt_tokens = 1000;

@@ -49,20 +49,37 @@ def ok(msg):
     print("ok:", msg, flush=True)
 
 
-def post(conn, text, path="/v1/chat/completions", max_tokens=4):
+def post(conn, text, path="/v1/chat/completions", max_tokens=4, shape=0):
+    """shape (chat only) puts the text where clients put it: 0 a string content, 1 a content-part
+    array, 2 an earlier assistant turn's tool-call arguments, 3 a tool's description."""
     if path == "/v1/completions":
-        body = {"model": MODEL, "prompt": text, "max_tokens": max_tokens}
+        body = {"model": MODEL, "prompt": [PROSE, text] if shape % 2 else text, "max_tokens": max_tokens}
     else:
-        body = {"model": MODEL, "messages": [{"role": "system", "content": "You are terse."},
-                                             {"role": "user", "content": text}],
-                "max_tokens": max_tokens}
+        msgs = [{"role": "system", "content": "You are terse."}]
+        if shape == 1:
+            msgs.append({"role": "user", "content": [{"type": "text", "text": "Look at this."},
+                                                     {"type": "text", "text": text}]})
+        elif shape == 2:
+            msgs += [{"role": "user", "content": "Go on."},
+                     {"role": "assistant", "content": None,
+                      "tool_calls": [{"id": "c1", "type": "function",
+                                      "function": {"name": "lookup", "arguments": json.dumps({"q": text})}}]},
+                     {"role": "tool", "tool_call_id": "c1", "content": "done"},
+                     {"role": "user", "content": "Thanks, continue."}]
+        else:
+            msgs.append({"role": "user", "content": text if shape == 0 else "Use the tool."})
+        body = {"model": MODEL, "messages": msgs, "max_tokens": max_tokens}
+        if shape == 3:
+            body["tools"] = [{"type": "function", "function": {
+                "name": "lookup", "description": text,
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
     conn.request("POST", path, body=json.dumps(body), headers={"content-type": "application/json"})
     r = conn.getresponse()
     data = r.read()
     return r.status, r.getheader("x-tokenlb-backend"), data
 
 
-def run_kind(texts, n, workers=4):
+def run_kind(texts, n, workers=4, shapes=(0, 1, 2, 3)):
     """n requests over `workers` keep-alive connections in parallel; returns [(status, backend, body)]."""
     out, lock = [], threading.Lock()
 
@@ -72,7 +89,7 @@ def run_kind(texts, n, workers=4):
         for i in range(w, n, workers):
             text = texts[i % len(texts)] + f"\n(request {i}, {rng.random():.6f})"
             path = "/v1/completions" if i % 5 == 4 else "/v1/chat/completions"
-            res = post(conn, text, path)
+            res = post(conn, text, path, shape=shapes[(i // 5) % len(shapes)])
             with lock:
                 out.append(res)
         conn.close()
@@ -108,7 +125,7 @@ def cmd_route():
             fail(f"{name} prompts served elsewhere than gpu-1 (private zone): {bad[:5]}, all: {spread(res)}")
         ok(f"{n} {name} prompts, all on gpu-1: {spread(res)}")
 
-    res = run_kind(CODE, 30)
+    res = run_kind(CODE, 30, shapes=(0, 1, 3))  # in tool-call arguments code is JSON-escaped text
     bad = [(s, b) for s, b, _ in res if s != 200 or b != "gpu-2"]
     if bad:
         fail(f"code prompts not on gpu-2 (code capability): {bad[:5]}, all: {spread(res)}")
@@ -159,7 +176,7 @@ def cmd_prefer_fallback():
 
 
 def cmd_require():
-    res = run_kind(CODE, 15)
+    res = run_kind(CODE, 15, shapes=(0, 1, 3))
     bad = [(s, b) for s, b, _ in res if s != 200 or b != "gpu-2"]
     if bad:
         fail(f"tag_match=require: code prompts not on gpu-2: {bad[:5]}")

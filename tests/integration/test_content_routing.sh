@@ -5,6 +5,8 @@
 #   gpu-1: trust_zone "private"      gpu-2: tags ["code"]      gpu-3, gpu-4: neither
 #   policy: round_robin (so unrestricted requests visibly spread), tag_match = "prefer", sensitive_zones = ["private"]
 #   1. prompts with PII (e-mail address, Luhn-valid card number) or secrets (API key, private key)
+#      in any text field (message string, content part, tool-call arguments, tool description,
+#      completions prompt string or array)
 #      are served by gpu-1 only, even when other backends are idle
 #   2. code prompts go to gpu-2 (preferred: it has the "code" capability)
 #   3. plain prose spreads over the fleet; a card-like number that fails the Luhn check is not PII

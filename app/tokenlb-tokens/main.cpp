@@ -4,7 +4,13 @@
 //   tokenlb-tokens estimate --calib FILE [--format auto|text|openai] FILE...
 //   tokenlb-tokens exact --spm MODEL [--format auto|text|openai] FILE...
 //   tokenlb-tokens bench --calib FILE --spm MODEL [--format ...] FILE...
+//   tokenlb-tokens tags --rules DIR [--explain] [--format ...] FILE...
 //
+// tags prints "<tag,tag|->\t<path>" per input: the content tags the appliance gives the request
+// (the same rules, scanner and '\n'-joined text fields); --explain adds, under each input, every
+// rule that matched ("  tag  file:line  matches  /pattern/"), for rule authors and for answering
+// "why was this request kept to the private zone?". Once a tag is set, databases that hold only
+// that tag's rules are skipped (as in the appliance), so a second reason for it may not be listed.
 // estimate/exact print one line per input: "<tokens>\t<path>". For an OpenAI request body
 // (/v1/chat/completions or /v1/completions JSON) the count is the sum over its text fields, each
 // counted on its own: message contents (strings or text content parts), prompt (string or array),
@@ -19,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "classify/classify.hpp"
 #include "tokens/calibrate.hpp"
 #include "tokens/exact.hpp"
 #include "tokens/request_text.hpp"
@@ -35,7 +42,8 @@ using namespace tlb::tokens;
                  "  tokenlb-tokens calibrate --spm MODEL --corpus PATH... --out FILE [--memo-keys N] [--memo-min-count N]\n"
                  "  tokenlb-tokens estimate --calib FILE [--format auto|text|openai] FILE...\n"
                  "  tokenlb-tokens exact --spm MODEL [--format auto|text|openai] FILE...\n"
-                 "  tokenlb-tokens bench --calib FILE --spm MODEL [--format auto|text|openai] FILE...\n");
+                 "  tokenlb-tokens bench --calib FILE --spm MODEL [--format auto|text|openai] FILE...\n"
+                 "  tokenlb-tokens tags --rules DIR [--explain] [--format auto|text|openai] FILE...\n");
     std::exit(2);
 }
 
@@ -91,7 +99,8 @@ std::vector<Input> load_inputs(const std::vector<std::string>& files, const std:
 }
 
 struct Args {
-    std::string cmd, calib, spm, out, format = "auto";
+    std::string cmd, calib, spm, out, rules, format = "auto";
+    bool explain = false;
     size_t memo_keys = size_t(-1);
     uint64_t memo_min_count = 0;
     std::vector<std::string> corpus, files;
@@ -110,6 +119,8 @@ Args parse(int argc, char** argv) {
         if (s == "--calib") a.calib = val();
         else if (s == "--spm") a.spm = val();
         else if (s == "--out") a.out = val();
+        else if (s == "--rules") a.rules = val();
+        else if (s == "--explain") a.explain = true;
         else if (s == "--memo-min-count") {
             const std::string v = val();
             char* end = nullptr;
@@ -220,6 +231,32 @@ int run(const Args& a) {
         std::printf("isa %s\ninputs %zu\ntext_bytes %zu\n", isa_name(best_isa()), ins.size(), bytes);
         std::printf("estimator_bytes_per_s %.0f\nsentencepiece_bytes_per_s %.0f\nratio %.1f\n", est_bps, spm_bps,
                     est_bps / spm_bps);
+        return 0;
+    }
+    if (a.cmd == "tags") {
+        if (a.rules.empty() || a.files.empty()) usage("tags needs --rules and files");
+        std::string err;
+        auto cl = tlb::classify::Classifier::load_dir(a.rules, &err);
+        if (!cl) throw std::runtime_error(err);
+        tlb::classify::Scanner sc(*cl);
+        if (!sc.ok()) throw std::runtime_error("cannot allocate a Hyperscan scratch");
+        for (const auto& in : load_inputs(a.files, a.format)) {
+            const tlb::classify::TagSet t = sc.scan(in.joined);
+            std::printf("%s\t%s\n", t ? cl->format(t).c_str() : "-", in.path.c_str());
+            if (!a.explain) continue;
+            for (size_t r = 0; r < cl->rule_count(); ++r) {
+                const auto& rule = cl->rule(r);
+                const uint32_t n = sc.rule_matches(r);
+                if (!n || !(t & (uint64_t{1} << rule.bit))) continue;  // script counts below threshold
+                static const char* const SCRIPTS[] = {"", "cyrillic", "greek", "arabic", "cjk"};
+                std::string what = rule.pattern.empty() ? std::string("script:") + SCRIPTS[size_t(rule.script) % 5] +
+                                                              " (code points)"
+                                                        : "/" + rule.pattern + "/";
+                if (what.size() > 72) what = what.substr(0, 69) + "...";
+                std::printf("  %s\t%s:%u\t%u\t%s\n", rule.tag.c_str(), rule.file.c_str(), rule.line, n,
+                            what.c_str());
+            }
+        }
         return 0;
     }
     if (a.cmd == "diag") {  // undocumented helper: residuals per segment cell

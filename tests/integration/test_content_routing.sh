@@ -52,6 +52,25 @@ sed 's/^sensitive_tags = .*/sensitive_tags = ["pii", "secret"]/' "$CONF" > "$LAB
 if err=$("$TOKENLB_BIN" --check-config "$LAB_RUN/typo.toml" 2>&1 >/dev/null); then fail "a sensitive tag the rules do not define was accepted"; fi
 case $err in *'"secret" is not a tag of the rules in conf/rules'*) ;; *) fail "unexpected error for the misspelt tag: $err" ;; esac
 pass "a misspelt sensitive tag is refused: $err"
+
+# The offline view of the same rules: tokenlb-tokens tags (what an operator runs on a logged body).
+TOKENS_BIN=${TOKENS_BIN:-$LAB_ROOT/build/app/tokenlb-tokens/tokenlb-tokens}
+T=$LAB_RUN/tags && rm -rf "$T" && mkdir -p "$T"
+python3 - "$T" "$HERE" <<'PY' || fail "tags inputs"
+import json, os, sys
+sys.path.insert(0, sys.argv[2])
+import content_client as c
+for name, text in (("pii", c.PII[1]), ("secrets", c.SECRETS[0]), ("code", c.CODE[0]), ("plain", c.NOT_PII[0])):
+    body = {"model": c.MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
+    open(os.path.join(sys.argv[1], name + ".json"), "w").write(json.dumps(body))
+PY
+out=$("$TOKENS_BIN" tags --rules conf/rules --explain "$T/pii.json" "$T/secrets.json" "$T/code.json" "$T/plain.json") \
+  || fail "tokenlb-tokens tags"
+echo "$out"
+want=$(printf 'pii\t%s\nsecrets\t%s\ncode\t%s\n-\t%s' "$T/pii.json" "$T/secrets.json" "$T/code.json" "$T/plain.json")
+[ "$(echo "$out" | grep -v '^  ')" = "$want" ] || fail "tokenlb-tokens tags: unexpected tags"
+echo "$out" | grep -q $'^  pii\tconf/rules/pii.rules:[0-9]*\t1\t' || fail "--explain does not name the card rule"
+pass "tokenlb-tokens tags: pii, secrets, code, none; --explain names the rule file and line"
 lab_start --backends 4 --policy round_robin --config "$CONF" || fail "lab start"
 grep -q "classify: .* rules" "$LAB_RUN/tokenlb.log" || fail "appliance did not load the rules"
 pass "appliance up with $(grep -o 'classify: [^(]*' "$LAB_RUN/tokenlb.log")"

@@ -27,6 +27,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include "classify/classify.hpp"
 #include "config/config.hpp"
 #include "drivers/port.hpp"
 #include "dataplane/setup.hpp"
@@ -34,7 +35,6 @@
 #include "scoreboard/scoreboard.hpp"
 #include "tcp/counters.hpp"
 #include "telemetry/service.hpp"
-#include "classify/classify.hpp"
 #include "tokens/tokens.hpp"
 
 namespace {

@@ -15,7 +15,8 @@
 #   GPU_EMU_BIN point at other binaries, as for scripts/lab.sh)
 #   DEMO_POLICIES (default "round_robin token_aware"; least_requests also works)
 #   DEMO_RATE (req/s, default 4), DEMO_DURATION (s of arrivals, default 40), DEMO_SEED (default 7)
-#   DEMO_OUT (default demo-out), DEMO_PING=1 (also show the ARP/ICMP first-packet walk-through)
+#   DEMO_OUT (default demo-out), DEMO_PING=1 (also show the ARP/ICMP first-packet walk-through),
+#   DEMO_CONTENT=0 (skip the last step: routing by content tags, PII kept to a private zone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -158,5 +159,36 @@ python3 "$ROOT/perf/loadgen/demo_report.py" --outdir "$OUT" \
   --fleet "gpu-1 h100-8b, gpu-2 a10g-8b, gpu-3 a10g-8b, gpu-4 l4-8b (gpu-emu)" "${RUN_DIRS[@]}"
 if command -v gnuplot >/dev/null; then
   gnuplot "$OUT/ttft_cdf.gp" && echo "TTFT CDFs: $OUT/ttft_cdf.png"
+fi
+
+if [ "${DEMO_CONTENT:-1}" = 1 ]; then
+  # Every request's text is tagged with conf/rules (Hyperscan); tags route (docs/classify.md).
+  bold "7. routing by content: gpu-1 in trust zone \"private\" (policy.sensitive_zones), gpu-2 with the \"code\" capability"
+  d=$OUT/content
+  rm -rf "$d" && mkdir -p "$d"
+  python3 "$ROOT/scripts/lab-content-config.py" "$ROOT/conf/lab.toml" "$d/lab.toml" "$d/access.log"
+  run "$LAB" start --backends "$BACKENDS" --policy round_robin --config "$d/lab.toml"
+  wait_pools
+  ask() { # label text: one chat request from the client namespace; prints where it went
+    local body hdrs
+    body=$(python3 -c 'import json, sys; print(json.dumps({"model": "llama-3-8b", "max_tokens": 8,
+      "messages": [{"role": "user", "content": sys.argv[1]}]}))' "$2")
+    hdrs=$(ip netns exec tlb-client curl -s -o /dev/null -D - --max-time 20 http://10.10.0.1/v1/chat/completions \
+      -H 'content-type: application/json' -d "$body" || true)
+    printf '  %-34s -> %s\n' "$1" "$(grep -i '^x-tokenlb-backend' <<<"$hdrs" | tr -d '\r' | cut -d' ' -f2)"
+  }
+  for i in 1 2; do ask "plain prose ($i)" "Summarise the plot of Hamlet in two sentences."; done
+  for i in 1 2; do ask "e-mail address ($i)" "Write to jane.doe@example.com that the order shipped."; done
+  ask "card number" "My card 4111 1111 1111 1111 was charged twice."
+  ask "API key" "Is sk-proj-Abc123def456Ghi789jkl012MNO345 safe to paste here?"
+  for i in 1 2; do ask "code ($i)" $'Why does this fail?\n```python\nprint(1/0)\n```'; done
+  sleep 0.3  # access log drain
+  echo "access log ($d/access.log): tags and backend per request"
+  python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print("  tags=%-10s backend=%s" % (",".join(r["tags"]) or "-", r["backend"]))' "$d/access.log" || true
+  curl -s --max-time 5 http://127.0.0.1:9100/metrics | grep -E '^tokenlb_requests_(tagged|sensitive)_total' || true
+  "$LAB" stop >/dev/null
 fi
 echo "demo took $((SECONDS - T_START)) s"

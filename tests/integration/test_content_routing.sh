@@ -24,27 +24,7 @@ mkdir -p "$LAB_RUN"
 CONF=$LAB_RUN/content.toml
 ALOG=$LAB_RUN/content-access.log
 rm -f "$ALOG"
-python3 - "$LAB_ROOT/conf/lab.toml" "$CONF" "$ALOG" <<'PY' || fail "config"
-import re, sys
-src, dst, alog = sys.argv[1:]
-out, backend = [], None
-for line in open(src).read().splitlines():
-    m = re.match(r'name = "(gpu-\d)"', line)
-    if m:
-        backend = m.group(1)
-    if backend and line.startswith("tags ="):
-        continue  # replaced below
-    out.append(line)
-    if m and backend == "gpu-1":
-        out.append('trust_zone = "private"')
-    if m and backend == "gpu-2":
-        out.append('tags = ["code"]')
-    if line.strip() == "[policy]":
-        out += ['tag_match = "prefer"', 'sensitive_tags = ["pii", "secrets"]', 'sensitive_zones = ["private"]']
-    if line.strip() == "[telemetry]":
-        out.append(f'access_log = "{alog}"')
-open(dst, "w").write("\n".join(out) + "\n")
-PY
+python3 "$LAB_ROOT/scripts/lab-content-config.py" "$LAB_ROOT/conf/lab.toml" "$CONF" "$ALOG" || fail "config"
 cd "$LAB_ROOT"  # rules_dir = "conf/rules" is relative to the current directory
 "$TOKENLB_BIN" --check-config "$CONF" > /dev/null || fail "content.toml does not validate"
 # A misspelt sensitive tag would silently protect nothing: it must stop the start.

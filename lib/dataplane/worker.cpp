@@ -203,7 +203,8 @@ void Worker::classify_request(ClientExt& e, const openai::Request& rq) {
     const uint64_t t0 = rte_rdtsc();
     uint64_t tags = _scanner->scan(std::string_view(reinterpret_cast<const char*>(rq.text), rq.text_len));
     _c.classify_cycles += rte_rdtsc() - t0;
-    _c.classify_errors += _scanner->errors() - errs;
+    const uint64_t scan_errors = _scanner->errors() - errs;
+    _c.classify_errors += scan_errors;
     e.tags = tags;
     uint64_t route = 0;
     for (uint64_t t = tags; t; t &= t - 1) {
@@ -213,7 +214,9 @@ void Worker::classify_request(ClientExt& e, const openai::Request& rq) {
     }
     if (_tags_required) e.feat.required_tags = route;
     else e.feat.preferred_tags = route;
-    if (tags & _sensitive_tags) {
+    // A scan that failed part-way may have missed a sensitive tag: with zones configured, such a
+    // request is kept to them too (fail closed), and says so if it cannot be served.
+    if ((tags & _sensitive_tags) || (scan_errors && _sensitive_zones != ~0u)) {
         _c.requests_sensitive++;
         e.feat.allowed_zones = _sensitive_zones;
     }

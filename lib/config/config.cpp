@@ -414,7 +414,9 @@ const std::vector<KeyDef<Dataplane>>& dataplane_keys() {
          .hi = MAX_WORKERS, .doc = "Worker lcores running the poll loop."},
         {.name = "idle_backoff", .kind = Kind::Bool, .field = &Dataplane::idle_backoff, .def = "true",
          .doc = "Sleep after many empty polls so small machines (lab, CI) keep a core for clients "
-                "and backends; turn off on dedicated cores."},
+                "and backends; turn off on dedicated cores. A worker that slept wakes with cold "
+                "caches: in the lab the understand step of a lone request took ~50 us instead of "
+                "~15 us polling (`tokenlb_understand_seconds_total`, docs/classify.md)."},
         {.name = "idle_polls_before_sleep", .kind = Kind::UInt,
          .field = &Dataplane::idle_polls_before_sleep, .def = "1024", .lo = 1, .hi = 1000000000,
          .doc = "Consecutive empty polls before the first sleep."},

@@ -181,7 +181,10 @@ Worker::Worker(const Env& env)
         if (_cfg.policy.tag_match != "off")
             for (uint32_t t = 0; t < cl.tag_count() && t < 64; t++) {
                 int id = sb.tag_id(cl.tag_name(t), false);
-                if (id >= 0 && id < 64) _tag_route[t] = 1ull << id;
+                if (id >= 0 && id < 64) {
+                    _tag_route[t] = 1ull << id;
+                    _routed_tags |= 1ull << t;
+                }
             }
         for (const auto& name : _cfg.policy.sensitive_tags) _sensitive_tags |= cl.tag_mask(name);
         if (!_cfg.policy.sensitive_zones.empty()) {
@@ -1072,45 +1075,39 @@ bool Worker::understand(uint32_t ci, openai::Endpoint ep, uint64_t now) {
 // pii and only trust zones private may serve it." msg holds len bytes and a NUL; no allocation.
 void Worker::explain_content(const ClientExt& e, char* msg, size_t cap, size_t len) const {
     const uint64_t zoned = e.feat.allowed_zones != ~0u ? e.tags & _sensitive_tags : 0;
-    uint64_t required = 0;  // content tags that became required capabilities
-    if (e.feat.required_tags)
-        for (uint64_t t = e.tags; t; t &= t - 1)
-            if (_tag_route[__builtin_ctzll(t)] & e.feat.required_tags) required |= t & -t;
+    const uint64_t required = _tags_required ? e.tags & _routed_tags : 0;  // became required_tags
     if ((!zoned && !required) || !_env.classifier || len == 0 || len >= cap) return;
     size_t o = len - 1;  // over the final '.'
-    auto put = [&](const char* p, size_t n) {
-        n = std::min(n, cap - 1 - o);
-        std::memcpy(msg + o, p, n);
+    auto put = [&](std::string_view p) {
+        const size_t n = std::min(p.size(), cap - 1 - o);
+        std::memcpy(msg + o, p.data(), n);
         o += n;
     };
-    auto put_s = [&](const char* p) { put(p, std::strlen(p)); };
-    auto put_tags = [&](uint64_t tags) {
-        const char* sep = "";
-        for (uint64_t t = tags; t; t &= t - 1) {
-            const std::string& name = _env.classifier->tag_name(uint32_t(__builtin_ctzll(t)));
-            put_s(sep);
-            put(name.data(), name.size());
-            sep = ", ";
+    auto put_list = [&](size_t n, auto&& name) {  // "a, b, c"
+        for (size_t i = 0; i < n; i++) {
+            if (i) put(", ");
+            put(name(i));
         }
     };
-    put_s(": its text is tagged ");
+    auto put_tags = [&](uint64_t tags) {
+        uint32_t bits[64], n = 0;
+        for (uint64_t t = tags; t; t &= t - 1) bits[n++] = uint32_t(__builtin_ctzll(t));
+        put_list(n, [&](size_t i) -> std::string_view { return _env.classifier->tag_name(bits[i]); });
+    };
+    put(": its text is tagged ");
     if (zoned) {
         put_tags(zoned);
-        put_s(" and only trust zones ");
-        const char* sep = "";
-        for (const auto& z : _cfg.policy.sensitive_zones) {
-            put_s(sep);
-            put(z.data(), z.size());
-            sep = ", ";
-        }
-        put_s(" may serve it");
-        if (required) put_s("; it is tagged ");
+        put(" and only trust zones ");
+        const auto& zones = _cfg.policy.sensitive_zones;
+        put_list(zones.size(), [&](size_t i) -> std::string_view { return zones[i]; });
+        put(" may serve it");
+        if (required) put("; it is tagged ");
     }
     if (required) {
         put_tags(required);
-        put_s(" and policy.tag_match = \"require\" allows only backends with that capability");
+        put(" and policy.tag_match = \"require\" allows only backends with that capability");
     }
-    put_s(".");
+    put(".");
     msg[o] = 0;
 }
 

@@ -216,6 +216,7 @@ private:
     // scoreboard tag bit of the backend capability of the same name (0: no backend declares it).
     std::unique_ptr<classify::Scanner> _scanner;
     uint64_t _tag_route[64] = {};
+    uint64_t _routed_tags = 0;        // classifier tags with a non-zero _tag_route
     uint64_t _sensitive_tags = 0;     // classify::TagSet
     uint32_t _sensitive_zones = ~0u;  // allowed zones for sensitive requests (~0u: no restriction)
     bool _tags_required = false;      // policy.tag_match = "require" (else prefer, or off: no routes)

@@ -162,7 +162,8 @@ void build_memo(Model& m) {
 }
 
 // Per-code-point Han costs: the file's entries over defaults (single-piece characters: the mean of
-// the fitted ones; others: byte fallback, one token per UTF-8 byte).
+// the fitted ones; others: byte fallback, one token per UTF-8 byte, or without byte fallback one
+// <unk> piece - a run of such characters is one <unk>, which the fitted entries reflect).
 void build_han_cost(Model& m) {
     m.han_cost.clear();
     if (m.han_cost_keys.empty()) return;
@@ -176,7 +177,7 @@ void build_han_cost(Model& m) {
     m.han_cost.assign(0x10001, 0);  // + a zero entry the SIMD run pricing reads past a run's end
     for (uint32_t cp = 0; cp < 0x10000; ++cp) {
         const uint32_t bytes = cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
-        m.han_cost[cp] = uint16_t(m.cp_single(cp) ? single : bytes * FIX);
+        m.han_cost[cp] = uint16_t(m.cp_single(cp) ? single : (m.byte_fallback ? bytes : 1) * FIX);
     }
     m.han_cost[0x20] = uint16_t(m.ws_cost[1]);
     for (const auto& [cp, c] : m.han_cost_keys)
@@ -666,7 +667,11 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
         m.han_cost_keys.clear();
         for (const auto& [cp, a] : han_cp) {
             if (cp >= 0x10000) continue;
-            const double prior = cp == 0x20 ? double(m.ws_cost[1]) / FIX : m.cp_single(cp) ? single : (cp < 0x800 ? 2.0 : 3.0);
+            const double prior = cp == 0x20            ? double(m.ws_cost[1]) / FIX
+                                 : m.cp_single(cp)     ? single
+                                 : !m.byte_fallback    ? 1.0
+                                 : cp < 0x800          ? 2.0
+                                                       : 3.0;
             m.han_cost_keys.emplace_back(cp, to_fix(shrink(a, prior, 2.0)));
         }
         build_han_cost(m);

@@ -168,6 +168,33 @@ bool singles_worth_it(const uint64_t* starts, size_t words) {
     return cand * 4 >= all;
 }
 
+// Without byte fallback the tokenizer emits one <unk> piece for a run of characters its
+// vocabulary lacks, so consecutive control bytes that are not pieces (newlines, as a rule) form one
+// segment: their starts after the first are cleared (the kernels start a segment at every control
+// byte). SSE2 finds the bytes below 0x20; the few there are checked one by one. carry: whether the
+// byte before q is such a byte (updated). Only for such tokenizers; the rest never call it.
+void merge_unknown_ctrl(const Model& m, const uint8_t* q, size_t len, uint64_t* starts, bool& carry) {
+    for (size_t w = 0; 64 * w < len; ++w) {
+        const size_t lim = std::min<size_t>(64, len - 64 * w);
+        uint64_t low = 0;
+        size_t i = 0;
+        for (; i + 16 <= lim; i += 16) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 64 * w + i));
+            const __m128i below = _mm_and_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)));
+            low |= uint64_t(uint32_t(_mm_movemask_epi8(below))) << i;
+        }
+        for (; i < lim; ++i) low |= uint64_t(q[64 * w + i] < 0x20) << i;
+        uint64_t u = 0;
+        for (uint64_t bits = low; bits; bits &= bits - 1) {
+            const size_t j = size_t(__builtin_ctzll(bits));
+            const uint8_t c = q[64 * w + j];
+            u |= uint64_t(BYTE_CLASS[c] == BC_CTRL && !m.cp_single(c)) << j;
+        }
+        starts[w] &= ~(u & ((u << 1) | uint64_t(carry)));
+        carry = (u >> (lim - 1)) & 1;
+    }
+}
+
 // Decodes one UTF-8 code point at p[0..avail); returns its length (>=1) and the code point
 // (0xFFFFFFFF for malformed input, priced as one byte-fallback token per byte).
 inline uint32_t decode_cp(const uint8_t* p, size_t avail, uint32_t& cp) {
@@ -339,6 +366,10 @@ struct Pricer {
     const Model& m;
     const Text& t;
 
+    // A character the vocabulary lacks (l UTF-8 bytes), priced alone: one byte-fallback token per
+    // byte, or one <unk> piece without byte fallback.
+    uint32_t unknown_cost(uint32_t l) const { return (m.byte_fallback ? l : 1) * FIX; }
+
     // Every non-ASCII character of the key is a well-formed two-byte sequence that is a single
     // piece (then the decoding loop would find nothing missing).
     bool two_byte_all_known(const uint8_t* q, size_t len, const WordFeat& f) const {
@@ -452,6 +483,7 @@ struct Pricer {
         uint32_t cost = 0;
         size_t pos = b;
         bool sp = space;
+        bool prev_unk = false;  // without byte fallback, a run of unknown characters is one <unk>
         uint32_t cps = 0;
         if (!m.han_cost.empty()) {
             // Per code point: a table load per character instead of vocabulary probes.
@@ -469,7 +501,7 @@ struct Pricer {
                 if (pos >= e) break;
                 uint32_t cp;
                 const uint32_t l = decode_cp(t.at(pos), e - pos, cp);
-                cost += cp < 0x10000 ? m.han_cost[cp] : l * FIX;  // malformed/astral: bytes
+                cost += cp < 0x10000 ? m.han_cost[cp] : unknown_cost(l);  // malformed/astral
                 pos += l;
                 ++cps;
             }
@@ -489,6 +521,7 @@ struct Pricer {
                 cost += FIX;
                 pos += 1;
                 sp = false;
+                prev_unk = false;
                 continue;
             }
             // Longest piece starting here: single char first, then extend.
@@ -511,8 +544,10 @@ struct Pricer {
                 }
                 cost += FIX;
             } else {
-                cost += l1 * FIX;  // byte fallback
+                // Byte fallback, or one <unk> for a run of characters the vocabulary lacks.
+                cost += m.byte_fallback ? l1 * FIX : prev_unk ? 0 : FIX;
             }
+            prev_unk = !have;
             cps += chars;
             pos = end;
             sp = false;
@@ -531,7 +566,7 @@ struct Pricer {
     __attribute__((always_inline)) uint32_t word(size_t b, size_t e, int type, bool space, SegmentInfo* info) const {
         const size_t len = e - b;
         const uint8_t* q = t.at(b);
-        uint32_t cps, n_upper = 0, missing_bytes = 0, missing_cps = 0;
+        uint32_t cps, n_upper = 0, missing_bytes = 0, missing_cps = 0, missing_runs = 0;
         bool first_upper = false;
         bool keyable = len <= KEY_MAX;
         uint64_t h = 0;
@@ -605,11 +640,14 @@ struct Pricer {
                 cps = 0;
                 n_upper = 0;
                 size_t i = 0;
+                bool prev_unk = false;
                 while (i < len) {
                     uint32_t cp;
                     const uint32_t l = decode_cp(q + i, len - i, cp);
                     const bool known = cp < 0x10000 ? m.cp_single(cp)
                                                      : cp != 0xFFFFFFFF && m.set.contains_inline(key_hash(q + i, l, false));
+                    missing_runs += !known && !prev_unk;
+                    prev_unk = !known;
                     if (!known) {
                         missing_bytes += l;
                         ++missing_cps;
@@ -653,7 +691,9 @@ struct Pricer {
         }
         uint32_t cost;
         if (missing_cps) {
-            cost = missing_bytes * FIX + (cps ? miss(type, space, cs, 0, cps) : (space ? m.ws_cost[1] : 0));
+            // Byte fallback: a token per byte; without it, one <unk> per run of such characters.
+            cost = (m.byte_fallback ? missing_bytes : missing_runs) * FIX +
+                   (cps ? miss(type, space, cs, 0, cps) : (space ? m.ws_cost[1] : 0));
         } else {
             const uint32_t c = miss(type, space, cs, kind, cps);
             if (keyable) {
@@ -762,8 +802,9 @@ struct Pricer {
                 break;
             }
             case BC_CTRL:
+                // Several bytes only without byte fallback: one <unk> (merge_unknown_ctrl).
                 if constexpr (EXPLAIN) info->kind = 1;
-                cost = m.ctrl_cost * uint32_t(e - b);
+                cost = m.byte_fallback ? m.ctrl_cost * uint32_t(e - b) : m.ctrl_cost;
                 break;
             case BC_DIGIT:
                 if constexpr (EXPLAIN) info->kind = 2;
@@ -1024,12 +1065,14 @@ uint64_t run(const Model& m, const Kernels& k, const uint8_t* p, size_t n, const
     };
 
     begins[0] = 0;
+    bool unk_carry = false;  // the byte before the chunk is an unknown control byte
     const size_t n_forced = 2 * nf - 1;  // field ends and starts after the first start, before n
     for (size_t off = 0; off < n; off += CHUNK) {
         const size_t len = std::min(CHUNK, n - off);
         const size_t words = (len + 63) / 64;
         const int next = off + len < n ? int(p[off + len]) : -1;
         k.classify(p + off, len, next, st, starts);
+        if (!m.byte_fallback) merge_unknown_ctrl(m, p + off, len, starts, unk_carry);
         if (singles)
             for (size_t w = 0; w < words; ++w) forcedm[w] = 0;
         for (; forced < n_forced; ++forced) {

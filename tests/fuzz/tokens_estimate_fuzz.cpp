@@ -1,10 +1,12 @@
 // libFuzzer target: the token estimator (lib/tokens) on arbitrary bytes, with the shipped
-// calibration (memo, Han table, vocabulary). Checks: every ISA this CPU has gives the scalar
+// calibration (memo, Han table, vocabulary), and the same calibration for a tokenizer without
+// byte fallback (<unk> runs, merged control bytes). Checks, for both: every ISA this CPU has gives the scalar
 // result; the explain path (no fast paths) gives the same total; the input split into fields
 // (lib/openai's layout: '\n' between fields, one pass) prices exactly the per-field sum. ASan and
 // UBSan check every vector load of the kernels against the input buffer.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -16,15 +18,35 @@
 using namespace tlb::tokens;
 
 namespace {
-const Estimator& estimator() {
-    static const Estimator e = Estimator::from_file(TLB_SOURCE_ROOT "/conf/tokenizers/fortunes-bpe8k.toml");
-    return e;
+const Estimator& estimator(bool byte_fallback) {
+    static const Estimator with = Estimator::from_file(TLB_SOURCE_ROOT "/conf/tokenizers/fortunes-bpe8k.toml");
+    static const Estimator without = [] {
+        FILE* f = std::fopen(TLB_SOURCE_ROOT "/conf/tokenizers/fortunes-bpe8k.toml", "rb");
+        if (!f) abort();
+        std::string t;
+        char buf[65536];
+        for (size_t r; (r = std::fread(buf, 1, sizeof buf, f)) > 0;) t.append(buf, r);
+        std::fclose(f);
+        const size_t at = t.find("byte_fallback = true");
+        if (at == std::string::npos) abort();
+        t.replace(at, 20, "byte_fallback = false");
+        return Estimator::from_toml(t);
+    }();
+    return byte_fallback ? with : without;
 }
 const Isa ISAS[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
+
+void check(const Estimator& e, const uint8_t* data, size_t size);
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    const Estimator& e = estimator();
+    check(estimator(true), data, size);
+    check(estimator(false), data, size);
+    return 0;
+}
+
+namespace {
+void check(const Estimator& e, const uint8_t* data, size_t size) {
     // The text in its own allocation of exactly its size, so a load past its end is reported.
     std::vector<char> text(data, data + size);
     const char* p = text.data();
@@ -36,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (explain(e.model(), p, size, segs) != ref) abort();
 
     // Fields: cut at up to 7 places chosen by the first bytes, joined with '\n'.
-    if (size < 2) return 0;
+    if (size < 2) return;
     const size_t nf = 1 + data[0] % 8;
     std::vector<size_t> cuts{0};
     for (size_t k = 1; k < nf; ++k) cuts.push_back(1 + (size_t(data[k % size]) * 257 + k * 7919) % size);
@@ -54,5 +76,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<char> buf(joined.begin(), joined.end());
     for (Isa isa : ISAS)
         if (isa_supported(isa) && e.estimate_fields_fixed(buf.data(), fields.data(), fields.size(), isa) != sum) abort();
-    return 0;
 }
+}  // namespace

@@ -766,3 +766,54 @@ TEST(Memo, TwoByteWordTestMatchesThePerCharacterLoop) {
     EXPECT_GT(unknown, 10000u);
     EXPECT_GT(decided, 100000u);
 }
+
+// A tokenizer without byte fallback (byte_fallback = false in the calibration file, probed from
+// the model's pieces by `calibrate`) emits one <unk> for a run of characters its vocabulary lacks:
+// consecutive newlines, unknown letters inside a word, unknown Han characters. Every ISA, the
+// one-pass fields path and the explain path (which calibration uses) agree on such a model.
+TEST(Estimator, WithoutByteFallbackARunOfUnknownCharactersIsOneUnk) {
+    auto without = [](std::string t) {
+        t.replace(t.find("add_dummy_prefix = true"), 23, "add_dummy_prefix = true\nbyte_fallback = false");
+        return t;
+    };
+    const Estimator fb = Estimator::from_toml(tiny_toml(2.0));
+    const Estimator unk = Estimator::from_toml(without(tiny_toml(2.0)));
+    ASSERT_TRUE(fb.model().byte_fallback);
+    ASSERT_FALSE(unk.model().byte_fallback);
+    auto diff = [&](const std::string& s) { return int(fb.estimate(s)) - int(unk.estimate(s)); };
+    EXPECT_EQ(diff("hello\n\n\nworld"), 2);  // three unknown control bytes: 3 tokens, or one <unk>
+    EXPECT_EQ(diff("hello\nworld"), 0);      // one alone is one token either way
+    EXPECT_EQ(diff("hello\r\n\n"), 2);
+    EXPECT_EQ(diff("hello \xD0\xB4\xD0\x96\xD0\x96\xD0\xB0"), 3);  // " дЖЖа": Ж is no piece: 4 bytes, or one <unk>
+    EXPECT_EQ(diff("hello \xD0\x96\xD0\xB4\xD0\x96"), 2);          // " ЖдЖ": two runs, 4 bytes or two <unk>
+    EXPECT_EQ(diff("\xE4\xB8\xAD\xE9\xBE\x98\xE9\xBE\x98\xE6\x96\x87"), 5);  // 中龘龘文: 6 bytes or one <unk>
+
+    // A memo-bearing calibration as well (one-byte pricing, memo passes).
+    const Estimator memo = Estimator::from_toml(without(memo_toml()));
+    std::mt19937 rng(99);
+    std::vector<SegmentInfo> segs;
+    for (const Estimator* e : {&unk, &memo})
+        for (int i = 0; i < 200; ++i) {
+            const size_t n = i < 100 ? size_t(i) : size_t(rng() % 20000);
+            std::string s = (i % 4 == 3) ? random_bytes(rng, n) : random_text(rng, n);
+            for (size_t j = 0; j + 3 < s.size(); j += 1 + rng() % 200) s.replace(j, 3, "\n\r\n");  // runs across chunk ends too
+            const uint64_t ref = e->estimate(s.data(), s.size(), Isa::Scalar);
+            for (Isa isa : simd_isas()) ASSERT_EQ(e->estimate(s.data(), s.size(), isa), ref) << isa_name(isa) << " n=" << n;
+            ASSERT_EQ(explain(e->model(), s.data(), s.size(), segs), e->estimate_fixed(s.data(), s.size())) << i;
+            // The same text as '\n'-separated fields, in one pass: the sum of the fields alone.
+            std::vector<TextField> f;
+            uint64_t sum = 0;
+            for (size_t a = 0; a < s.size();) {
+                const size_t len = std::min<size_t>(1 + rng() % 3000, s.size() - a);
+                f.push_back({uint32_t(a), uint32_t(len)});
+                sum += e->estimate_fixed(s.data() + a, len);
+                a += len + 1;
+                if (a - 1 < s.size()) s[a - 1] = '\n';
+            }
+            if (f.empty()) continue;
+            for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+                if (!isa_supported(isa)) continue;
+                ASSERT_EQ(e->estimate_fields_fixed(s.data(), f.data(), f.size(), isa), sum) << isa_name(isa) << " i=" << i;
+            }
+        }
+}

@@ -370,6 +370,57 @@ struct Pricer {
     // byte, or one <unk> piece without byte fallback.
     uint32_t unknown_cost(uint32_t l) const { return (m.byte_fallback ? l : 1) * FIX; }
 
+    // The memo's cost (FIX) of key[0..l) (32 readable bytes at key), or false.
+    bool memo_cost(const uint8_t* key, size_t l, uint32_t& cost) const {
+        const uint64_t hv = memo_hash(key, l);
+        const uint64_t bk = m.memo.buckets[uint32_t(hv >> 32) & m.memo.bucket_mask];
+        for (int i = 0; i < 4; ++i) {
+            const uint16_t ent = uint16_t(bk >> (16 * i));
+            if ((ent & 0xFFF0) == uint16_t(hv & 0xFFF0)) {
+                cost = uint32_t(ent & 15) * FIX;
+                return true;
+            }
+        }
+        return false;
+    }
+    // A run of one repeated ASCII symbol longer than a memo key (body at b, len bytes, after a
+    // leading space or not): priced in blocks of the longest run key the memo has (32, 16 or 8
+    // bytes; calibration adds them - a key costing over 15 tokens, like 32 '+', is not stored),
+    // the first block carrying the space, then the remainder's key. BPE builds long runs from
+    // power-of-two pieces, so the blocks give the tokenizer's count (checked against
+    // sentencepiece for - = * # + up to 100 bytes). False when it is not such a run or a key is
+    // missing.
+    bool symbol_run(size_t b, size_t len, bool space, uint32_t& cost) const {
+        const uint8_t c = *t.at(b);
+        if (c >= 0x80 || BYTE_CLASS[c] != BC_PUNCT) return false;
+        const __m128i cv = _mm_set1_epi8(char(c));
+        for (size_t i = 0; i < len; i += 16) {
+            const uint32_t keep = len - i >= 16 ? 0xFFFFu : (1u << (len - i)) - 1;
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.at(b + i)));
+            if ((uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, cv))) & keep) != keep) return false;
+        }
+        alignas(16) uint8_t key[MEMO_KEY_MAX];
+        std::memset(key, c, sizeof key);
+        size_t blk = MEMO_KEY_MAX;
+        uint32_t blk_cost = 0;
+        while (!memo_cost(key, blk, blk_cost))
+            if ((blk /= 2) < 8) return false;
+        cost = 0;
+        size_t rest = len;
+        if (space) {  // " " + blk - 1 symbols (len >= 32 here)
+            key[0] = ' ';
+            const bool ok = memo_cost(key, blk, cost);
+            key[0] = c;
+            if (!ok) return false;
+            rest -= blk - 1;
+        }
+        cost += uint32_t(rest / blk) * blk_cost;
+        uint32_t k = 0;
+        if (rest % blk && !memo_cost(key, rest % blk, k)) return false;
+        cost += k;
+        return true;
+    }
+
     // Every non-ASCII character of the key is a well-formed two-byte sequence that is a single
     // piece (then the decoding loop would find nothing missing).
     bool two_byte_all_known(const uint8_t* q, size_t len, const WordFeat& f) const {
@@ -566,6 +617,18 @@ struct Pricer {
     __attribute__((always_inline)) uint32_t word(size_t b, size_t e, int type, bool space, SegmentInfo* info) const {
         const size_t len = e - b;
         const uint8_t* q = t.at(b);
+        // Rules and separators too long for a memo key (shorter ones are memo keys).
+        if (type == 1 && len + space > MEMO_KEY_MAX && !m.memo.empty()) {
+            uint32_t c;
+            if (symbol_run(b, len, space, c)) {
+                if constexpr (EXPLAIN) {
+                    info->kind = 8;  // priced from memo entries
+                    info->cost = c;
+                    info->len = uint8_t(len > 255 ? 255 : len);
+                }
+                return c;
+            }
+        }
         uint32_t cps, n_upper = 0, missing_bytes = 0, missing_cps = 0, missing_runs = 0;
         bool first_upper = false;
         bool keyable = len <= KEY_MAX;

@@ -817,3 +817,38 @@ TEST(Estimator, WithoutByteFallbackARunOfUnknownCharactersIsOneUnk) {
             }
         }
 }
+
+// A run of one repeated ASCII symbol longer than a memo key ("-----..." rules, "=====" underlines)
+// is priced in key-sized blocks from the memo's run keys, the first block carrying a leading
+// space; without a block's key it stays with the feature model. Every ISA and the explain path agree.
+TEST(Memo, LongSymbolRunsArePricedInKeySizedBlocks) {
+    const std::string d32(32, '-'), d31(31, '-');
+    std::string t = tiny_toml(2.5) + "\n[memo]\nkeys = [\"" + d32 + "\", \" " + d31 + "\", \"-----\", \"----\"]\n" +
+                    "cost256 = [512, 768, 256, 256]\n";
+    const Estimator e = Estimator::from_toml(t);
+    std::vector<SegmentInfo> segs;
+    auto run_cost = [&](const std::string& s, size_t begin) -> int64_t {
+        explain(e.model(), s.data(), s.size(), segs);
+        for (const auto& g : segs)
+            if (g.begin == begin) return g.kind == 8 ? int64_t(g.cost) : -int64_t(g.kind);
+        return -100;
+    };
+    EXPECT_EQ(run_cost("x\n" + std::string(100, '-') + "\n", 2), 7 * 256);  // 32+32+32+4: 2+2+2+1
+    EXPECT_EQ(run_cost("x " + std::string(100, '-') + "\n", 1), 8 * 256);   // " "+31, 32, 32, 5: 3+2+2+1
+    EXPECT_EQ(run_cost("x\n" + std::string(64, '-') + "\n", 2), 4 * 256);
+    EXPECT_LT(run_cost("x\n" + std::string(70, '-') + "\n", 2), 0);  // 32+32+6: no key of 6 dashes
+    EXPECT_LT(run_cost("x\n" + std::string(40, '=') + "\n", 2), 0);  // no '=' keys
+    EXPECT_LT(run_cost("x\n" + std::string(40, '-') + "+\n", 2), 0);  // not one repeated symbol
+    std::mt19937 rng(5);
+    for (int i = 0; i < 300; ++i) {
+        std::string s = random_text(rng, rng() % 3000);
+        for (size_t j = 0; j < s.size(); j += 1 + rng() % 400)
+            s.insert(j, std::string(1 + rng() % 3, '\n') + std::string(rng() % 2, ' ') + std::string(20 + rng() % 120, rng() % 4 ? '-' : '='));
+        const uint64_t ref = e.estimate_fixed(s.data(), s.size());
+        for (Isa isa : simd_isas()) {
+            const TextField whole{0, uint32_t(s.size())};
+            ASSERT_EQ(e.estimate_fields_fixed(s.data(), &whole, 1, isa), ref) << isa_name(isa) << " i=" << i;
+        }
+        ASSERT_EQ(explain(e.model(), s.data(), s.size(), segs), ref) << i;
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Plain-text documents in the style of READMEs and notes: held-out paragraphs, every other one
+under a heading with a rule or underline of one repeated symbol (- = * # ~ _ + .) of 3-100
+characters. Used by test_tokens_accuracy.sh: long runs of one symbol are few pieces for a BPE
+vocabulary, which a per-byte model misses.
+
+usage: make_rules.py HELDOUT.txt OUT.txt SEED
+"""
+import random
+import sys
+
+
+def main():
+    src, out, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    rng = random.Random(seed)
+    with open(src, encoding="utf-8") as f:
+        text = f.read()
+    paras = [p for p in text.split("\n\n") if 40 < len(p) < 600]
+    rng.shuffle(paras)
+    parts = []
+    for i, p in enumerate(paras[:80]):
+        if i % 2 == 0:
+            parts.append(p.split("\n")[0][:60])
+            parts.append(rng.choice("-=*#~_+.") * rng.choice([3, 8, 20, 40, 64, 72, 80, 100]))
+        else:
+            parts.append(p)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(parts) + "\n")
+
+
+if __name__ == "__main__":
+    main()

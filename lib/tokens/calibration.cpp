@@ -81,12 +81,24 @@ void build_lookup(Model& m) {
     size_t keys = 0;
     for (const auto& p : m.pieces) keys += 1 + (p.size() <= KEY_MAX + 3);
     m.set.init(keys + 16);
+    std::map<uint32_t, uint32_t> runs;  // symbol character -> longest run that is a piece
     for (const auto& piece : m.pieces) {
         if (piece.empty()) continue;
         if (all_ws_marks(piece)) continue;
         bool space = starts_with(piece, WS_MARK);
         std::string_view body(piece);
         if (space) body.remove_prefix(3);
+        if (!space && body.size() >= 2 && BYTE_CLASS[uint8_t(body[0])] == BC_PUNCT) {
+            const uint8_t b0 = uint8_t(body[0]);
+            const size_t cl = b0 < 0x80 ? 1 : b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC0 ? 2 : 0;
+            bool rep = cl && body.size() % cl == 0 && body.size() / cl >= 2;
+            for (size_t i = cl; rep && i < body.size(); i += cl) rep = body.compare(i, cl, body.substr(0, cl)) == 0;
+            if (rep) {
+                uint32_t k = 0;
+                for (size_t i = 0; i < cl; ++i) k |= uint32_t(uint8_t(body[i])) << (8 * i);
+                runs[k] = std::max<uint32_t>(runs[k], uint32_t(body.size() / cl));
+            }
+        }
         if (body.empty() || body.size() > KEY_MAX) continue;
         m.set.insert(key_hash(reinterpret_cast<const uint8_t*>(body.data()), body.size(), space));
         const size_t cps = count_cps(body);
@@ -108,6 +120,7 @@ void build_lookup(Model& m) {
     }
     m.lead_bits.fill(0);
     for (uint32_t lead = 0xC2; lead <= 0xDF; ++lead) m.lead_bits[lead] = m.cp_bitmap[lead & 0x1F];
+    m.run_longest.assign(runs.begin(), runs.end());
 
 }
 
@@ -243,7 +256,7 @@ std::string model_to_toml(const Model& m) {
           "# type = latin,punct,cyrillic,greek,other,han; case = lower,Capital,UPPER,mixed (+4: non-ASCII\n"
           "# letters); kind (only without a memo) = longest prefix piece none/3/4/5+ code points, 4 = body\n"
           "# without the space is a piece, +5 if the last 3 bytes are a piece; len = code points (24 = 24\n"
-          "# or more). See docs/tokens.md.\n";
+          "# or more: with long_miss_proportional, per 24 of them). See docs/tokens.md.\n";
     os << "format = \"tokenlb-tokens-calibration-1\"\n\n[tokenizer]\n";
     os << "name = " << str(m.name) << "\nsource = " << str(m.source) << "\n";
     os << "vocab_size = " << m.vocab_size << "\n";
@@ -254,6 +267,7 @@ std::string model_to_toml(const Model& m) {
     std::snprintf(buf, sizeof buf, "ctrl = %.4f\ndigit = %.4f\nhan_scale = %.4f\n", double(m.ctrl_cost) / FIX,
                   double(m.digit_cost) / FIX, double(m.han_scale) / FIX);
     os << buf;
+    os << "long_miss_proportional = " << (m.long_miss_proportional ? "true" : "false") << "\n";
     os << "ws = ";
     row(os, m.ws_cost.begin(), m.ws_cost.end(), 0);
     os << "hit = ";
@@ -312,6 +326,10 @@ Model model_from_toml(std::string_view text, const std::string& source) {
     m.ctrl_cost = to_fix(num("ctrl", 1.0));
     m.digit_cost = to_fix(num("digit", 1.0));
     m.han_scale = to_fix(num("han_scale", 1.0));
+    if (auto v = root["costs"]["long_miss_proportional"]) {
+        if (!v.is_boolean()) throw fail("costs.long_miss_proportional: expected true or false");
+        m.long_miss_proportional = v.value_or(false);
+    }
     auto read_arr = [&](const char* key, size_t want, auto&& put) {
         const toml::array* a = root["costs"][key].as_array();
         if (!a) throw fail(std::string("costs.") + key + ": missing array");
@@ -468,9 +486,9 @@ void attribute(const sentencepiece::SentencePieceProcessor& spm, const std::stri
     }
 }
 
-// Runs of one repeated ASCII symbol ("-----", "=====", "*****", "#####": rules, underlines,
-// separators, table borders) as memo keys, with and without a leading space, up to MEMO_KEY_MAX
-// bytes, at their exact count: the vocabulary holds long runs of such characters (a run of 21
+// Runs of one repeated symbol ("-----", "=====", "*****", "#####", "────": rules, underlines,
+// separators, table borders, box drawing) as memo keys, with and without a leading space, up to
+// MEMO_KEY_MAX bytes, at their exact count: the vocabulary holds long runs of such characters (a run of 21
 // dashes is 2-3 pieces) while the feature model, fitted on mixed symbol runs, prices ~0.7 per
 // byte (17 for those 21 dashes: out-of-domain texts with Markdown and licence-style rules were
 // overestimated by 1-2% on this alone). Counted in context as the corpus segments are: after a
@@ -485,12 +503,22 @@ void add_symbol_runs(Model& m, const sentencepiece::SentencePieceProcessor& spm)
     std::vector<SegmentInfo> segs;
     std::vector<uint32_t> actual;
     uint32_t total = 0;
-    for (int c = 0x21; c < 0x7F; ++c) {
-        if (BYTE_CLASS[size_t(c)] != BC_PUNCT) continue;
+    // ASCII symbols, and symbol characters (box drawing, dashes, ellipses...) of which the
+    // vocabulary has a piece of two: runs of the others never merge (Pricer::run_cost).
+    std::vector<std::string> chars;
+    for (int c = 0x21; c < 0x7F; ++c)
+        if (BYTE_CLASS[size_t(c)] == BC_PUNCT) chars.emplace_back(1, char(c));
+    for (const auto& [k, n] : m.run_longest) {
+        std::string ch;
+        for (uint32_t v = k; v; v >>= 8) ch += char(v & 0xFF);
+        if (uint8_t(ch[0]) >= 0x80) chars.push_back(ch);
+    }
+    for (const auto& ch : chars) {
         for (int space = 0; space < 2; ++space)
-            for (size_t l = 1; l + size_t(space) <= MEMO_KEY_MAX; ++l) {
-                if (l == 1 && !space) continue;  // one byte: a vocabulary piece or the feature model
-                const std::string key = std::string(size_t(space), ' ') + std::string(l, char(c));
+            for (size_t l = 1; l * ch.size() + size_t(space) <= MEMO_KEY_MAX; ++l) {
+                if (l == 1 && !space) continue;  // one character: a vocabulary piece or the feature model
+                std::string key(size_t(space), ' ');
+                for (size_t i = 0; i < l; ++i) key += ch;
                 if (have.count(key)) continue;
                 const std::string doc = "a" + key;
                 explain(m, doc.data(), doc.size(), segs);
@@ -544,6 +572,7 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
     build_lookup(m);
 
     // Priors.
+    m.long_miss_proportional = true;  // pass 1b fits the last length cell per LEN_MAX code points
     m.ctrl_cost = FIX;
     m.digit_cost = FIX;
     m.han_scale = FIX;
@@ -659,10 +688,19 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                 }
             }
             if (s.kind == 4) {
-                cell[miss_index(s.type, s.space, s.cs, s.miss_kind, s.len)].add(a);
-                cell_tsl[miss_index(s.type, s.space, 0, 0, s.len)].add(a);
-                cell_tskl[miss_index(s.type, s.space, 0, s.miss_kind, s.len)].add(a);
-                cell_tl[miss_index(s.type, 0, 0, 0, s.len)].add(a);
+                // The last length cell is the cost of LEN_MAX code points of a longer segment
+                // (Pricer::miss prices those in proportion).
+                double an = a;
+                if (s.len == LEN_MAX) {
+                    size_t cps = 0;
+                    for (size_t k = s.begin + (docs[d][s.begin] == ' ' ? 1 : 0); k < s.end; ++k)
+                        cps += (uint8_t(docs[d][k]) & 0xC0) != 0x80;
+                    if (cps > size_t(LEN_MAX)) an = a * LEN_MAX / double(cps);
+                }
+                cell[miss_index(s.type, s.space, s.cs, s.miss_kind, s.len)].add(an);
+                cell_tsl[miss_index(s.type, s.space, 0, 0, s.len)].add(an);
+                cell_tskl[miss_index(s.type, s.space, 0, s.miss_kind, s.len)].add(an);
+                cell_tl[miss_index(s.type, 0, 0, 0, s.len)].add(an);
                 if (s.len < LEN_MAX && a > 0) type_cpp[s.type].add(double(s.len) / a);
             } else if (s.kind == 5) {
                 han_actual.add(a);

@@ -383,41 +383,115 @@ struct Pricer {
         }
         return false;
     }
-    // A run of one repeated ASCII symbol longer than a memo key (body at b, len bytes, after a
-    // leading space or not): priced in blocks of the longest run key the memo has (32, 16 or 8
-    // bytes; calibration adds them - a key costing over 15 tokens, like 32 '+', is not stored),
-    // the first block carrying the space, then the remainder's key. BPE builds long runs from
-    // power-of-two pieces, so the blocks give the tokenizer's count (checked against
-    // sentencepiece for - = * # + up to 100 bytes). False when it is not such a run or a key is
-    // missing.
-    bool symbol_run(size_t b, size_t len, bool space, uint32_t& cost) const {
-        const uint8_t c = *t.at(b);
-        if (c >= 0x80 || BYTE_CLASS[c] != BC_PUNCT) return false;
-        const __m128i cv = _mm_set1_epi8(char(c));
-        for (size_t i = 0; i < len; i += 16) {
-            const uint32_t keep = len - i >= 16 ? 0xFFFFu : (1u << (len - i)) - 1;
-            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.at(b + i)));
-            if ((uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, cv))) & keep) != keep) return false;
+    // Tokens (FIX) of a run of r >= 1 copies of one symbol character ch (l UTF-8 bytes), after a
+    // space or not:
+    //  - when the vocabulary has no piece of two of them, nothing in the run merges: r times the
+    //    character (a piece, or byte fallback / <unk>), and the space is "▁" + the first one when
+    //    that is a piece, else its own piece;
+    //  - else from the memo's run keys (calibration adds every run of such a character up to a
+    //    key's length, ASCII symbols always): one key when it fits, else blocks of the longest
+    //    power-of-two run key the memo has, the first carrying the space, then the remainder's
+    //    key; when the vocabulary's longest run piece is longer than a key, as many of those
+    //    first (a token each). BPE builds long runs from power-of-two pieces, so the blocks give
+    //    the tokenizer's count (checked against sentencepiece for - = * # + up to 100 bytes). A
+    //    key costing over 15 tokens (32 '+') is not stored: shorter blocks then.
+    // False when a key is missing.
+    __attribute__((noinline)) bool run_cost(const uint8_t* ch, uint32_t l, uint32_t cp, size_t r, bool space, uint32_t& cost) const {
+        const size_t longest = m.longest_run(ch, l);  // longest run piece, in characters
+        if (longest < 2) {
+            const uint32_t one = m.cp_single(cp) ? FIX : unknown_cost(l);
+            // Not a piece and no byte fallback: the whole run is one <unk>.
+            cost = m.cp_single(cp) || m.byte_fallback ? uint32_t(r) * one : FIX;
+            if (space) cost += m.set.contains_inline(key_hash(ch, l, true)) ? FIX - one : m.ws_cost[1];
+            return true;
         }
-        alignas(16) uint8_t key[MEMO_KEY_MAX];
-        std::memset(key, c, sizeof key);
-        size_t blk = MEMO_KEY_MAX;
+        alignas(16) uint8_t key[MEMO_KEY_MAX + 16] = {};
+        const size_t per_key = MEMO_KEY_MAX / l;  // characters in a key
+        if (l == 1)
+            std::memset(key, ch[0], MEMO_KEY_MAX);
+        else
+            for (size_t i = 0; i < per_key; ++i) std::memcpy(key + i * l, ch, l);
+        alignas(16) uint8_t skey[MEMO_KEY_MAX + 16] = {' '};  // " " + characters
+        std::memcpy(skey + 1, key, MEMO_KEY_MAX - 1);
+        if (r * l + space <= MEMO_KEY_MAX) return memo_cost(space ? skey : key, r * l + space, cost);
+        size_t blk = 1;
+        while (blk * 2 <= per_key) blk *= 2;
         uint32_t blk_cost = 0;
-        while (!memo_cost(key, blk, blk_cost))
-            if ((blk /= 2) < 8) return false;
+        while (!memo_cost(key, blk * l, blk_cost))
+            if ((blk /= 2) < 2) return false;
         cost = 0;
-        size_t rest = len;
-        if (space) {  // " " + blk - 1 symbols (len >= 32 here)
-            key[0] = ' ';
-            const bool ok = memo_cost(key, blk, cost);
-            key[0] = c;
-            if (!ok) return false;
+        size_t rest = r;
+        if (longest * l > MEMO_KEY_MAX) {
+            // Pieces longer than a key ("─" x 16 is 48 bytes): the whole ones first, each a token;
+            // the space its own piece.
+            cost = uint32_t(rest / longest) * FIX + (space ? m.ws_cost[1] : 0);
+            rest %= longest;
+        } else if (space) {  // " " + blk - 1 characters
+            if (!memo_cost(skey, (blk - 1) * l + 1, cost)) return false;
             rest -= blk - 1;
         }
         cost += uint32_t(rest / blk) * blk_cost;
         uint32_t k = 0;
-        if (rest % blk && !memo_cost(key, rest % blk, k)) return false;
+        if (rest % blk && !memo_cost(key, (rest % blk) * l, k)) return false;
         cost += k;
+        return true;
+    }
+    // A memo miss made of symbol characters with a run of at least three of one (rules,
+    // underlines, table borders, box drawing: "|-----|---|", "+------+", "┌────┐", "├──"): the sum
+    // of its runs of one character (run_cost), the first carrying the leading space.
+    // Sentencepiece splits ASCII symbols at every change of character (checked on table borders
+    // and comment rules); segments without such a run ("*-*-*-", "!@#$", which merge pairs of
+    // symbols) keep the feature model, and so do mixed runs of other symbols: box drawing merges
+    // across characters ("───────┼", "├────────" are pieces of a vocabulary trained on such
+    // text), so only a run of one such character is priced here. Body at b, len bytes; tab is not
+    // a symbol here.
+    __attribute__((noinline)) bool symbol_runs(size_t b, size_t len, bool space, uint32_t& cost) const {
+        if (len < 3 || len > 4096) return false;
+        const uint8_t* s = t.p + b;  // the segment's bytes are all in the text
+        // Most symbol misses have no run of three ("，", "!)", "?\"", "*-*"): a byte that equals
+        // the one 1 and 2 characters on (characters of 1, 2 or 3 bytes), or nothing to do.
+        bool maybe = false;
+        for (size_t i = 0; i + 2 < len && !maybe; ++i)
+            maybe = (s[i] == s[i + 1] && s[i] == s[i + 2]) ||
+                    (i + 4 < len && s[i] == s[i + 2] && s[i] == s[i + 4]) ||
+                    (i + 6 < len && s[i] == s[i + 3] && s[i] == s[i + 6]);
+        if (!maybe) return false;
+        // The runs: (start, characters, bytes per character), at most len of them.
+        auto next_run = [&](size_t i, uint32_t& l, uint32_t& cp, size_t& n) {
+            l = s[i] < 0x80 ? (cp = s[i], 1u) : decode_cp(s + i, len - i, cp);
+            size_t j = i + l;
+            n = 1;
+            if (l == 1)
+                while (j < len && s[j] == s[i]) ++j, ++n;
+            else
+                while (j + l <= len && s[j] == s[i] && s[j + 1] == s[i + 1] && (l < 3 || s[j + 2] == s[i + 2]) &&
+                       (l < 4 || s[j + 3] == s[i + 3]))
+                    j += l, ++n;
+            return j;
+        };
+        size_t longest = 0, runs = 0;
+        bool ascii = true;
+        for (size_t i = 0; i < len;) {
+            uint32_t l, cp;
+            size_t n;
+            if (BYTE_CLASS[s[i]] != BC_PUNCT || s[i] == '\t') return false;
+            const size_t j = next_run(i, l, cp, n);
+            if (cp == 0xFFFFFFFF) return false;
+            ascii &= l == 1;
+            longest = std::max(longest, n);
+            ++runs;
+            i = j;
+        }
+        if (longest < 3 || (!ascii && runs > 1)) return false;
+        cost = 0;
+        for (size_t i = 0; i < len;) {
+            uint32_t l, cp, k;
+            size_t n;
+            const size_t j = next_run(i, l, cp, n);
+            if (!run_cost(s + i, l, cp, n, space && i == 0, k)) return false;
+            cost += k;
+            i = j;
+        }
         return true;
     }
 
@@ -469,22 +543,36 @@ struct Pricer {
     mutable uint64_t miss_sum[N_WORD_TYPES] = {};
     mutable uint32_t n_miss[N_WORD_TYPES] = {};
 
+    // Misses priced exactly on the fast path (symbol runs), added unscaled when the field closes:
+    // the explain path prices them in word() as memo entries.
+    mutable uint64_t exact_sum = 0;
+    __attribute__((noinline)) bool symbol_runs_miss(size_t b, size_t len, bool space) const {
+        uint32_t c;
+        if (m.memo.empty() || !symbol_runs(b, len, space, c)) return false;
+        exact_sum += c;
+        return true;
+    }
     void reset_misses() const {
+        exact_sum = 0;
         for (int ty = 0; ty < N_WORD_TYPES; ++ty) miss_sum[ty] = n_miss[ty] = 0;
     }
     uint64_t scaled_misses(uint64_t segments) const {
         uint32_t misses = 0;
         for (int ty = 0; ty < N_WORD_TYPES; ++ty) misses += n_miss[ty];
-        if (!misses) return 0;
+        if (!misses) return exact_sum;
         const uint32_t bin = miss_bin(misses, segments);
-        uint64_t total = 0;
+        uint64_t total = exact_sum;
         for (int ty = 0; ty < N_WORD_TYPES; ++ty)
             total += (miss_sum[ty] * m.miss_scale[size_t(ty) * MISS_BINS + bin]) >> 8;
         return total;
     }
 
+    // The last length cell (LEN_MAX code points) holds the cost of LEN_MAX code points of a
+    // longer segment: priced in proportion (a 60-character box line is not a 24-character one),
+    // unless the file predates that (Model::long_miss_proportional).
     uint32_t miss(int type, int space, int cs, int kind, uint32_t len) const {
-        return m.miss_cost[miss_index(type, space, cs, kind, int(len > LEN_MAX ? LEN_MAX : len))];
+        const uint32_t c = m.miss_cost[miss_index(type, space, cs, kind, int(len > LEN_MAX ? LEN_MAX : len))];
+        return len > LEN_MAX && m.long_miss_proportional ? uint32_t(uint64_t(c) * len / LEN_MAX) : c;
     }
 
 #ifdef __SSSE3__
@@ -617,10 +705,10 @@ struct Pricer {
     __attribute__((always_inline)) uint32_t word(size_t b, size_t e, int type, bool space, SegmentInfo* info) const {
         const size_t len = e - b;
         const uint8_t* q = t.at(b);
-        // Rules and separators too long for a memo key (shorter ones are memo keys).
-        if (type == 1 && len + space > MEMO_KEY_MAX && !m.memo.empty()) {
+        // Rules, underlines, table borders (ascii_word_miss takes the same turn for short ones).
+        if (type == 1 && !m.memo.empty()) {
             uint32_t c;
-            if (symbol_run(b, len, space, c)) {
+            if (symbol_runs(b, len, space, c)) {
                 if constexpr (EXPLAIN) {
                     info->kind = 8;  // priced from memo entries
                     info->cost = c;
@@ -803,6 +891,7 @@ struct Pricer {
         const uint32_t up = (upper & lm) >> sp;
         const uint32_t nu = popcnt32(up);
         const int type = c == BC_LATIN ? 0 : 1;
+        if (type == 1 && symbol_runs_miss(b + sp, n, sp != 0)) return true;
         const int cs = type == 1 ? 0 : case_class(nu, up & 1, n);
         ++n_miss[type];
         miss_sum[type] += miss(type, int(sp), cs, 0, n);
@@ -825,6 +914,7 @@ struct Pricer {
         load_feat(q, len, f);
         if (!f.high || !two_byte_all_known(q, len, f)) return false;
         const int type = word_type(c);
+        if (type == 1 && symbol_runs_miss(b + sp, len, sp != 0)) return true;  // as word() would
         const uint32_t cps = uint32_t(len) - popcnt32(f.cont);
         const uint32_t up2 = upper2(q, len);
         const uint32_t n_upper = popcnt32(f.upper | up2);

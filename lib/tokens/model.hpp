@@ -361,6 +361,20 @@ struct Model {
     std::vector<uint64_t> cp_bitmap;  // BMP code points that are single pieces (no leading space)
     int han_max_chars = 1;            // longest Han-class piece in code points (capped)
     std::array<uint64_t, 256> lead_bits{};  // two-byte lead -> its 64 code points' single-piece bits
+    // Symbol characters of which a run of two or more is a piece: (the character's UTF-8 bytes
+    // packed little-endian, the longest such run in characters), sorted. Pieces of any length.
+    std::vector<std::pair<uint32_t, uint32_t>> run_longest;
+    uint32_t longest_run(const uint8_t* ch, uint32_t l) const noexcept {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < l; ++i) k |= uint32_t(ch[i]) << (8 * i);
+        size_t lo = 0, hi = run_longest.size();
+        while (lo < hi) {
+            const size_t mid = (lo + hi) / 2;
+            if (run_longest[mid].first < k) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo < run_longest.size() && run_longest[lo].first == k ? run_longest[lo].second : 0;
+    }
 
     // Costs (FIX units).
     uint32_t ctrl_cost = FIX;
@@ -369,6 +383,10 @@ struct Model {
     std::array<uint32_t, N_TYPES * 2> hit_cost{};  // segment that is a piece, per (type, space)
     std::vector<uint16_t> miss_cost;        // MISS_SIZE
     uint32_t han_scale = FIX;               // correction on greedy Han matching (x/256)
+    // The last length cell of miss_cost is the cost of LEN_MAX code points of a longer segment,
+    // priced in proportion (calibration files since 2026-12-08); false: the cost of any segment of
+    // LEN_MAX or more code points (older files, read as they were fitted).
+    bool long_miss_proportional = false;
     // With a memo: Han-class runs the memo misses are priced per code point (FIX units), the
     // piece count of corpus runs shared out over their characters; index 0x20 = a leading space.
     // Empty: greedy matching against the vocabulary (han_scale applies).

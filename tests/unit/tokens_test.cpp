@@ -544,13 +544,21 @@ TEST(Memo, KeysAreWholeSegmentsOfAtMost32Bytes) {
     const std::string k32 = " abcdefghijklmnopqrstuvwxyzabcde";  // 32 bytes: space + 31 letters
     ASSERT_EQ(k32.size(), 32u);
     std::string t = tiny_toml(3.0) + "\n[memo]\nkeys = [\"" + k32 + "\", \"x\"]\ncost256 = [256, 256]\n";
-    const Estimator e = Estimator::from_toml(t);
+    std::string tp = t;
+    tp.replace(tp.find("ctrl = 1.0"), 10, "ctrl = 1.0\nlong_miss_proportional = true");
+    const Estimator old_file = Estimator::from_toml(t);
+    const Estimator e = Estimator::from_toml(tp);
     for (size_t pad = 0; pad < 80; ++pad) {
         const std::string hit = "x" + k32 + std::string(pad, '.');
         const std::string longer = "x" + k32 + "fgh" + std::string(pad, '.');
         const uint32_t ref_hit = e.estimate(hit.data(), hit.size(), Isa::Scalar);
         const uint32_t ref_long = e.estimate(longer.data(), longer.size(), Isa::Scalar);
-        EXPECT_EQ(ref_hit + 2, ref_long) << pad;  // the 35-byte word is a miss at 3.0, not the key's 1
+        // The 35-byte word is a miss, not the key's 1 token: 3.0 per 24 letters, priced in
+        // proportion above 24 (34 letters: 4.25); in a file without long_miss_proportional, 3.0.
+        EXPECT_EQ(e.estimate_fixed(longer.data(), longer.size()) - e.estimate_fixed(hit.data(), hit.size()),
+                  uint64_t(768 * 34 / 24 - 256)) << pad;
+        EXPECT_EQ(old_file.estimate_fixed(longer.data(), longer.size()) - old_file.estimate_fixed(hit.data(), hit.size()),
+                  uint64_t(768 - 256)) << pad;
         for (Isa isa : simd_isas()) {
             EXPECT_EQ(e.estimate(hit.data(), hit.size(), isa), ref_hit) << isa_name(isa) << " pad=" << pad;
             EXPECT_EQ(e.estimate(longer.data(), longer.size(), isa), ref_long) << isa_name(isa) << " pad=" << pad;
@@ -820,11 +828,16 @@ TEST(Estimator, WithoutByteFallbackARunOfUnknownCharactersIsOneUnk) {
 
 // A run of one repeated ASCII symbol longer than a memo key ("-----..." rules, "=====" underlines)
 // is priced in key-sized blocks from the memo's run keys, the first block carrying a leading
-// space; without a block's key it stays with the feature model. Every ISA and the explain path agree.
+// space; a memo miss of ASCII symbols with a run of three or more (table borders) is the sum of
+// its runs; without a key it stays with the feature model. Every ISA and the explain path agree.
 TEST(Memo, LongSymbolRunsArePricedInKeySizedBlocks) {
     const std::string d32(32, '-'), d31(31, '-');
-    std::string t = tiny_toml(2.5) + "\n[memo]\nkeys = [\"" + d32 + "\", \" " + d31 + "\", \"-----\", \"----\"]\n" +
-                    "cost256 = [512, 768, 256, 256]\n";
+    std::string t = tiny_toml(2.5) + "\n[memo]\nkeys = [\"" + d32 + "\", \" " + d31 +
+                    "\", \"-----\", \"----\", \"|\", \"+\", \" |\", \"────\"]\n" +
+                    "cost256 = [512, 768, 256, 256, 256, 512, 256, 256]\n";
+    // "--" and "──" are pieces: runs of them merge (memo run keys); "==" is not: a run of '=' is
+    // one token per character ('=' not a piece: byte fallback, also one).
+    t.replace(t.find("pieces = ["), 10, "pieces = [\"--\", \"──\", \"┌\", \"┐\", ");
     const Estimator e = Estimator::from_toml(t);
     std::vector<SegmentInfo> segs;
     auto run_cost = [&](const std::string& s, size_t begin) -> int64_t {
@@ -837,13 +850,22 @@ TEST(Memo, LongSymbolRunsArePricedInKeySizedBlocks) {
     EXPECT_EQ(run_cost("x " + std::string(100, '-') + "\n", 1), 8 * 256);   // " "+31, 32, 32, 5: 3+2+2+1
     EXPECT_EQ(run_cost("x\n" + std::string(64, '-') + "\n", 2), 4 * 256);
     EXPECT_LT(run_cost("x\n" + std::string(70, '-') + "\n", 2), 0);  // 32+32+6: no key of 6 dashes
-    EXPECT_LT(run_cost("x\n" + std::string(40, '=') + "\n", 2), 0);  // no '=' keys
-    EXPECT_LT(run_cost("x\n" + std::string(40, '-') + "+\n", 2), 0);  // not one repeated symbol
+    EXPECT_EQ(run_cost("x\n" + std::string(40, '=') + "\n", 2), 40 * 256);  // no "==" piece: no merges
+    EXPECT_EQ(run_cost("x\n────\n", 2), 256);         // a run of one non-ASCII symbol: its key
+    EXPECT_EQ(run_cost("x\n" + std::string("──────────────") + "\n", 2), 4 * 256);  // 14 ─: 4+4+4+2
+    EXPECT_LT(run_cost("x\n┌────┐\n", 2), 0);          // box drawing mixes: feature model
+    EXPECT_LT(run_cost("x\n" + std::string(40, '-') + "+\n", 2), 0);  // no key of 8 dashes
+    EXPECT_EQ(run_cost("x\n|-----|----|\n", 2), 5 * 256);             // | ----- | ---- |
+    EXPECT_EQ(run_cost("x |-----+-----|\n", 1), 6 * 256);              // " |" ----- + (2) ----- |
+    EXPECT_LT(run_cost("x\n|-|-|-|\n", 2), 0);                         // no run of three: feature model
+    EXPECT_LT(run_cost("x\n|---|\n", 2), 0);                            // no key of 3 dashes
     std::mt19937 rng(5);
     for (int i = 0; i < 300; ++i) {
         std::string s = random_text(rng, rng() % 3000);
         for (size_t j = 0; j < s.size(); j += 1 + rng() % 400)
-            s.insert(j, std::string(1 + rng() % 3, '\n') + std::string(rng() % 2, ' ') + std::string(20 + rng() % 120, rng() % 4 ? '-' : '='));
+            s.insert(j, std::string(1 + rng() % 3, '\n') + std::string(rng() % 2, ' ') +
+                            (rng() % 2 ? std::string(20 + rng() % 120, rng() % 4 ? '-' : '=')
+                                       : "|" + std::string(rng() % 9, '-') + (rng() % 2 ? "+" : "|") + std::string(rng() % 40, '-') + "|"));
         const uint64_t ref = e.estimate_fixed(s.data(), s.size());
         for (Isa isa : simd_isas()) {
             const TextField whole{0, uint32_t(s.size())};

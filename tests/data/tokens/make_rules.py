@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Plain-text documents in the style of READMEs and notes: held-out paragraphs, every other one
 under a heading with a rule or underline of one repeated symbol (- = * # ~ _ + .) of 3-100
-characters. Used by test_tokens_accuracy.sh: long runs of one symbol are few pieces for a BPE
-vocabulary, which a per-byte model misses.
+characters, and now and then a Markdown or ASCII table whose borders are runs of dashes. Used by
+test_tokens_accuracy.sh: long runs of one symbol are few pieces for a BPE vocabulary, which a
+per-byte model misses.
 
 usage: make_rules.py HELDOUT.txt OUT.txt SEED
 """
@@ -24,6 +25,13 @@ def main():
             parts.append(rng.choice("-=*#~_+.") * rng.choice([3, 8, 20, 40, 64, 72, 80, 100]))
         else:
             parts.append(p)
+        if i % 7 == 3:
+            w = [rng.randint(3, 24) for _ in range(rng.randint(2, 4))]
+            edge = rng.choice("|+")
+            border = edge + edge.join("-" * k for k in w) + edge
+            words = p.split()[: len(w)] + ["x"] * len(w)
+            row = "|" + "|".join(" " + words[j][: w[j] - 2].ljust(w[j] - 2) + " " for j in range(len(w))) + "|"
+            parts.append("\n".join([border, row, border] if edge == "+" else [row, border, row]))
     with open(out, "w", encoding="utf-8") as f:
         f.write("\n\n".join(parts) + "\n")
 

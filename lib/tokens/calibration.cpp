@@ -488,14 +488,14 @@ void attribute(const sentencepiece::SentencePieceProcessor& spm, const std::stri
 
 // Runs of one repeated symbol ("-----", "=====", "*****", "#####", "────": rules, underlines,
 // separators, table borders, box drawing) as memo keys, with and without a leading space, up to
-// MEMO_KEY_MAX bytes, at their exact count: the vocabulary holds long runs of such characters (a run of 21
-// dashes is 2-3 pieces) while the feature model, fitted on mixed symbol runs, prices ~0.7 per
-// byte (17 for those 21 dashes: out-of-domain texts with Markdown and licence-style rules were
-// overestimated by 1-2% on this alone). Counted in context as the corpus segments are: after a
-// letter, so the run is a whole segment without the dummy prefix. Runs longer than a key are
-// priced in key-sized blocks (Pricer::symbol_run). Keys the corpus already has keep their cost and
-// place; the others go first (the table refuses keys whose bucket is full, and file order is
-// priority: appended last, one in ten was refused).
+// MEMO_KEY_MAX bytes, at their exact count: the vocabulary holds long runs of such characters (a
+// run of 21 dashes is 2-3 pieces) while the feature model, fitted on mixed symbol runs, prices
+// ~0.7 per byte (17 for those 21 dashes: out-of-domain texts with Markdown and licence-style
+// rules were overestimated by 1-2% on this alone). Counted in context as the corpus segments
+// are: after a letter, so the run is a whole segment without the dummy prefix. Longer runs and
+// segments made of runs are priced from these keys (Pricer::run_cost, Pricer::symbol_runs). Keys
+// the corpus already has keep their cost and place; the others go first (the table refuses keys
+// whose bucket is full, and file order is priority: appended last, one in ten was refused).
 void add_symbol_runs(Model& m, const sentencepiece::SentencePieceProcessor& spm) {
     std::unordered_set<std::string> have;
     for (const auto& kv : m.memo_keys) have.insert(kv.first);

@@ -591,25 +591,32 @@ TEST(Memo, FileRoundTripAndErrors) {
 }
 
 TEST(Memo, NoHeapAllocationOnTheEstimatePath) {
-    const Estimator e = Estimator::from_toml(memo_toml());
-    std::mt19937 rng(4);
-    std::vector<std::string> texts;
-    for (int i = 0; i < 30; ++i) texts.push_back(random_text(rng, size_t(rng() % 70000)));
-    std::string joined;  // fields as lib/openai lays them out
-    std::vector<TextField> fields;
-    for (const auto& s : texts) {
-        fields.push_back({uint32_t(joined.size()), uint32_t(s.size() % 5000)});
-        joined += s.substr(0, s.size() % 5000) + "\n";
+    // Also a tokenizer without byte fallback, and symbol runs (rules, table borders).
+    std::string nbf = memo_toml();
+    nbf.replace(nbf.find("add_dummy_prefix = true"), 23, "add_dummy_prefix = true\nbyte_fallback = false");
+    for (const std::string& toml : {memo_toml(), nbf}) {
+        const Estimator e = Estimator::from_toml(toml);
+        std::mt19937 rng(4);
+        std::vector<std::string> texts;
+        for (int i = 0; i < 30; ++i)
+            texts.push_back(random_text(rng, size_t(rng() % 70000)) + "\n\n" + std::string(80, '-') + "\n|----|---|\n" +
+                            std::string(40, '=') + " ┌────┐");
+        std::string joined;  // fields as lib/openai lays them out
+        std::vector<TextField> fields;
+        for (const auto& s : texts) {
+            fields.push_back({uint32_t(joined.size()), uint32_t(s.size() % 5000)});
+            joined += s.substr(0, s.size() % 5000) + "\n";
+        }
+        volatile uint64_t sink = 0;
+        g_allocs = 0;
+        g_count_allocs = true;
+        for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+            for (const auto& s : texts) sink = sink + e.estimate(s.data(), s.size(), isa);
+            sink = sink + e.estimate_fields_fixed(joined.data(), fields.data(), fields.size(), isa);
+        }
+        g_count_allocs = false;
+        EXPECT_EQ(g_allocs.load(), 0u);
     }
-    volatile uint64_t sink = 0;
-    g_allocs = 0;
-    g_count_allocs = true;
-    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
-        for (const auto& s : texts) sink = sink + e.estimate(s.data(), s.size(), isa);
-        sink = sink + e.estimate_fields_fixed(joined.data(), fields.data(), fields.size(), isa);
-    }
-    g_count_allocs = false;
-    EXPECT_EQ(g_allocs.load(), 0u);
 }
 
 TEST(RequestText, ExtractsMessagesPartsPromptAndTools) {

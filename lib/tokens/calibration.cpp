@@ -89,9 +89,8 @@ void build_lookup(Model& m) {
         std::string_view body(piece);
         if (space) body.remove_prefix(3);
         if (!space && body.size() >= 2 && BYTE_CLASS[uint8_t(body[0])] == BC_PUNCT) {
-            const uint8_t b0 = uint8_t(body[0]);
-            const size_t cl = b0 < 0x80 ? 1 : b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC0 ? 2 : 0;
-            bool rep = cl && body.size() % cl == 0 && body.size() / cl >= 2;
+            const size_t cl = utf8_len(uint8_t(body[0]));  // a symbol class byte leads its character
+            bool rep = body.size() % cl == 0 && body.size() / cl >= 2;
             for (size_t i = cl; rep && i < body.size(); i += cl) rep = body.compare(i, cl, body.substr(0, cl)) == 0;
             if (rep) {
                 uint32_t k = 0;
@@ -680,7 +679,7 @@ std::string calibrate(const CalibrationOptions& opt, FitReport& report) {
                 }
                 while (k < s.end) {
                     const uint8_t c = uint8_t(doc[k]);
-                    const size_t l = std::min<size_t>(c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1, s.end - k);
+                    const size_t l = std::min<size_t>(utf8_len(c), s.end - k);
                     uint32_t cp = l == 1 ? c : c & (0x7F >> l);
                     for (size_t j = 1; j < l; ++j) cp = (cp << 6) | (uint8_t(doc[k + j]) & 0x3F);
                     han_cp[l == 4 ? 0x10000 : cp].add(starts_in(k, k + l));

@@ -195,6 +195,17 @@ void merge_unknown_ctrl(const Model& m, const uint8_t* q, size_t len, uint64_t* 
     }
 }
 
+// One memo probe with a precomputed hash: the cost (FIX) and whether the key was found.
+__attribute__((always_inline)) inline uint32_t memo_probe_hash(const MemoTable& mt, uint64_t hv, bool& hit) {
+    const uint64_t bk = mt.buckets[uint32_t(hv >> 32) & mt.bucket_mask];
+    const __m128i v = _mm_cvtsi64_si128(int64_t(bk));
+    const __m128i eq = _mm_cmpeq_epi16(_mm_and_si128(v, _mm_set1_epi16(short(0xFFF0))), _mm_set1_epi16(short(hv & 0xFFF0)));
+    // At most one lane matches: psadbw adds the bytes, i.e. the matching entry's cost nibble.
+    const __m128i c = _mm_sad_epu8(_mm_and_si128(_mm_and_si128(v, eq), _mm_set1_epi16(15)), _mm_setzero_si128());
+    hit = (_mm_movemask_epi8(eq) & 0xFF) != 0;
+    return uint32_t(_mm_cvtsi128_si32(c)) * FIX;
+}
+
 // Decodes one UTF-8 code point at p[0..avail); returns its length (>=1) and the code point
 // (0xFFFFFFFF for malformed input, priced as one byte-fallback token per byte).
 inline uint32_t decode_cp(const uint8_t* p, size_t avail, uint32_t& cp) {
@@ -203,7 +214,7 @@ inline uint32_t decode_cp(const uint8_t* p, size_t avail, uint32_t& cp) {
         cp = b;
         return 1;
     }
-    uint32_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+    const uint32_t len = utf8_len(b);
     if (len == 1 || len > avail) {
         cp = 0xFFFFFFFF;
         return 1;
@@ -372,16 +383,9 @@ struct Pricer {
 
     // The memo's cost (FIX) of key[0..l) (32 readable bytes at key), or false.
     bool memo_cost(const uint8_t* key, size_t l, uint32_t& cost) const {
-        const uint64_t hv = memo_hash(key, l);
-        const uint64_t bk = m.memo.buckets[uint32_t(hv >> 32) & m.memo.bucket_mask];
-        for (int i = 0; i < 4; ++i) {
-            const uint16_t ent = uint16_t(bk >> (16 * i));
-            if ((ent & 0xFFF0) == uint16_t(hv & 0xFFF0)) {
-                cost = uint32_t(ent & 15) * FIX;
-                return true;
-            }
-        }
-        return false;
+        bool hit;
+        cost = memo_probe_hash(m.memo, memo_hash(key, l), hit);
+        return hit;
     }
     // Tokens (FIX) of a run of r >= 1 copies of one symbol character ch (l UTF-8 bytes), after a
     // space or not:
@@ -983,17 +987,6 @@ struct Pricer {
         return cost;
     }
 };
-
-// One memo probe with a precomputed hash: the cost (FIX) and whether the key was found.
-__attribute__((always_inline)) inline uint32_t memo_probe_hash(const MemoTable& mt, uint64_t hv, bool& hit) {
-    const uint64_t bk = mt.buckets[uint32_t(hv >> 32) & mt.bucket_mask];
-    const __m128i v = _mm_cvtsi64_si128(int64_t(bk));
-    const __m128i eq = _mm_cmpeq_epi16(_mm_and_si128(v, _mm_set1_epi16(short(0xFFF0))), _mm_set1_epi16(short(hv & 0xFFF0)));
-    // At most one lane matches: psadbw adds the bytes, i.e. the matching entry's cost nibble.
-    const __m128i c = _mm_sad_epu8(_mm_and_si128(_mm_and_si128(v, eq), _mm_set1_epi16(15)), _mm_setzero_si128());
-    hit = (_mm_movemask_epi8(eq) & 0xFF) != 0;
-    return uint32_t(_mm_cvtsi128_si32(c)) * FIX;
-}
 
 // Segments of `p`: the SIMD kernel marks segment starts chunk by chunk; every segment is priced by
 // one memo probe (branch-free; misses are queued), then the queued misses go through the feature

@@ -241,6 +241,9 @@ struct MemoTable {
     bool empty() const noexcept { return entries == 0; }
 };
 
+// Bytes of the UTF-8 sequence that `lead` starts (1 for ASCII, continuation and invalid bytes).
+inline constexpr uint32_t utf8_len(uint8_t lead) { return lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1; }
+
 // Memo key hash: NH (sum of 32x32->64-bit products of key-added halves; almost-universal) over
 // the 32 key bytes masked to `len`, then a multiply-xorshift finish. SSE2 only, ~20 instructions:
 // the data plane hashes every segment with it.
